@@ -1,0 +1,432 @@
+"""The problem model: who must be visited, by which fleet, over which travel matrices.
+
+Conventions, declared once (as VROOM's API document does):
+
+- locations are ``(lon, lat)`` in WGS84 degrees;
+- times are whole seconds from midnight of the plan's day (a shift ending at 05:00 the next
+  day is ``29 * 3600``); time windows are inclusive ``[start_s, end_s]``;
+- durations are seconds, distances metres;
+- every object has a caller-owned string ``id``; plans refer back by id, never by position.
+
+Objects are frozen and validated once on construction. ``Problem`` checks the consistency
+between them (ids, references, matrix shapes) and raises one :class:`ProblemError` that names
+the object and the field. Downstream code (engines, evaluator) trusts a ``Problem``.
+
+Matrices are indexed by *site*: the depots in order, then the visits in order
+(:attr:`Problem.sites`). A visit that no vehicle can serve is not an input error: it becomes an
+unassigned visit with a reason in the plan.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import IntEnum, StrEnum
+from types import MappingProxyType
+
+import numpy as np
+from numpy.typing import NDArray
+
+from routing.errors import ProblemError, UnknownReferenceError
+
+Location = tuple[float, float]
+"""``(lon, lat)`` in degrees."""
+
+DAY_S = 24 * 3600
+HORIZON_S = 3 * DAY_S
+"""Latest time any window may end: shifts run past midnight (08:00 to 05:00 next day)."""
+
+POOL_SIZE = 10
+"""People whose swabs share one tube when samples are pooled (10-in-1)."""
+
+
+def swab_tubes(people: int, *, pooled: bool = True) -> int:
+    """Tubes needed for a household: one per person if quarantined, else one per 10 (pooled)."""
+    if people < 0:
+        raise ValueError(f"people must be >= 0, got {people}")
+    return people if not pooled else math.ceil(people / POOL_SIZE)
+
+
+class Priority(IntEnum):
+    """How much it matters that a visit is made today; higher is served first."""
+
+    ROUTINE = 0
+    VULNERABLE = 1  # elderly, bedridden, disabled, pregnant, babies
+    QUARANTINE = 2  # home quarantine: sampled one per tube, first
+    URGENT = 3
+
+
+class VehicleKind(StrEnum):
+    BUS = "bus"
+    VAN = "van"
+    TEAM = "team"  # a home-visit team, on foot or by van per its profile
+
+
+def _check_location(location: Location, where: str, path: tuple[str | int, ...]) -> Location:
+    try:
+        lon, lat = (float(v) for v in location)
+    except (TypeError, ValueError):
+        raise ProblemError(f"{where}: location must be (lon, lat), got {location!r}", path=path) from None
+    if not (-180.0 <= lon <= 180.0 and -90.0 <= lat <= 90.0) or math.isnan(lon) or math.isnan(lat):
+        raise ProblemError(
+            f"{where}: location ({lon}, {lat}) is not a (lon, lat) pair in degrees", path=path
+        )
+    return (lon, lat)
+
+
+def _check_id(value: str, kind: str) -> None:
+    if not isinstance(value, str) or not value.strip():
+        raise ProblemError(f"{kind} id must be a non-empty string, got {value!r}", path=("id",))
+
+
+def _clock(seconds: int) -> str:
+    day, rest = divmod(int(seconds), DAY_S)
+    text = f"{rest // 3600:02d}:{rest % 3600 // 60:02d}"
+    return text if day == 0 else f"{text}+{day}d"
+
+
+@dataclass(frozen=True, slots=True)
+class TimeWindow:
+    """An inclusive interval ``[start_s, end_s]`` of seconds from midnight."""
+
+    start_s: int
+    end_s: int
+
+    def __post_init__(self) -> None:
+        if self.start_s < 0:
+            raise ProblemError(f"time window starts before midnight ({self.start_s} s)")
+        if self.end_s < self.start_s:
+            raise ProblemError(
+                f"time window ends ({_clock(self.end_s)}) before it starts ({_clock(self.start_s)})"
+            )
+        if self.end_s > HORIZON_S:
+            raise ProblemError(f"time window ends after the 72 h horizon ({self.end_s} s)")
+
+    def __contains__(self, t: float) -> bool:
+        return self.start_s <= t <= self.end_s
+
+    def __str__(self) -> str:
+        return f"{_clock(self.start_s)}-{_clock(self.end_s)}"
+
+
+ANY_TIME = TimeWindow(0, HORIZON_S)
+
+
+@dataclass(frozen=True, slots=True)
+class Depot:
+    """Where vehicles start and end their shift (a station, a hospital car park)."""
+
+    id: str
+    location: Location
+
+    def __post_init__(self) -> None:
+        _check_id(self.id, "depot")
+        object.__setattr__(
+            self, "location", _check_location(self.location, f'Depot "{self.id}"', ("location",))
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Break:
+    """A crew break of ``duration_s`` that must *start* within ``window``."""
+
+    id: str
+    window: TimeWindow
+    duration_s: int
+
+    def __post_init__(self) -> None:
+        _check_id(self.id, "break")
+        if self.duration_s <= 0:
+            raise ProblemError(
+                f'Break "{self.id}": duration_s must be > 0, got {self.duration_s}',
+                path=("duration_s",),
+            )
+
+
+def _frozen_demand(demand: Mapping[str, int], where: str) -> Mapping[str, int]:
+    for dim, amount in demand.items():
+        if not isinstance(dim, str) or not dim:
+            raise ProblemError(f"{where}: capacity dimension names must be non-empty strings")
+        if int(amount) != amount or amount < 0:
+            raise ProblemError(
+                f'{where}: "{dim}" must be a whole number >= 0, got {amount}', path=(dim,)
+            )
+    return MappingProxyType({k: int(v) for k, v in sorted(demand.items())})
+
+
+@dataclass(frozen=True, slots=True)
+class Visit:
+    """A home-visit request: a household whose residents are sampled at their door.
+
+    Service time is ``setup_s + per_person_s * people`` (health questions, temperature, then
+    swabs: minutes, not seconds). ``time_windows`` empty means any time in the vehicle's
+    shift. ``demand`` is consumed per capacity dimension (e.g. ``{"tubes": 1}``; see
+    :func:`swab_tubes`). A ``required`` visit is served whenever possible; an optional one is
+    served only if that costs less than its ``penalty``. ``notes`` and ``contact`` are personal
+    data: they are never part of ``repr`` and so never reach a log through it.
+    """
+
+    id: str
+    location: Location
+    people: int = 1
+    setup_s: int = 300
+    per_person_s: int = 60
+    time_windows: tuple[TimeWindow, ...] = ()
+    priority: Priority = Priority.ROUTINE
+    skills: frozenset[str] = frozenset()
+    demand: Mapping[str, int] = field(default_factory=dict)
+    required: bool = True
+    penalty: int | None = None
+    notes: str | None = field(default=None, repr=False)
+    contact: str | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        _check_id(self.id, "visit")
+        where = f'Visit "{self.id}"'
+        object.__setattr__(self, "location", _check_location(self.location, where, ("location",)))
+        for name in ("people", "setup_s", "per_person_s"):
+            value = getattr(self, name)
+            if int(value) != value or value < 0:
+                raise ProblemError(f"{where}: {name} must be a whole number >= 0, got {value}", path=(name,))
+        windows = tuple(sorted(self.time_windows, key=lambda w: w.start_s))
+        for earlier, later in zip(windows, windows[1:], strict=False):
+            if later.start_s <= earlier.end_s:
+                raise ProblemError(
+                    f"{where}: time windows {earlier} and {later} overlap; merge them",
+                    path=("time_windows",),
+                )
+        object.__setattr__(self, "time_windows", windows)
+        object.__setattr__(self, "priority", Priority(self.priority))
+        object.__setattr__(self, "skills", frozenset(self.skills))
+        object.__setattr__(self, "demand", _frozen_demand(self.demand, where))
+        if self.penalty is not None and self.penalty < 0:
+            raise ProblemError(f"{where}: penalty must be >= 0, got {self.penalty}", path=("penalty",))
+        if not self.required and self.penalty is None:
+            raise ProblemError(
+                f"{where}: an optional visit needs a penalty (the cost of not making it)",
+                path=("penalty",),
+            )
+
+    @property
+    def service_s(self) -> int:
+        return self.setup_s + self.per_person_s * self.people
+
+    @property
+    def windows(self) -> tuple[TimeWindow, ...]:
+        """The time windows, or the whole horizon when none were given."""
+        return self.time_windows or (ANY_TIME,)
+
+
+@dataclass(frozen=True, slots=True)
+class Vehicle:
+    """A bus, a van or a home-visit team, with its shift, capacities and skills.
+
+    ``end_depot=None`` is an open end: the route finishes at its last stop. A capacity
+    dimension the vehicle does not list is unlimited for it. ``speed_factor`` scales travel
+    speed (0.8: a bus drives at 80 % of the network's speeds, so travel takes 1/0.8 as long).
+    ``max_duration_s`` bounds the route from leaving the start depot to the end.
+    """
+
+    id: str
+    start_depot: str
+    end_depot: str | None
+    shift: TimeWindow
+    kind: VehicleKind = VehicleKind.TEAM
+    capacity: Mapping[str, int] = field(default_factory=dict)
+    skills: frozenset[str] = frozenset()
+    profile: str = "drive"
+    breaks: tuple[Break, ...] = ()
+    max_duration_s: int | None = None
+    fixed_cost: int = 0
+    speed_factor: float = 1.0
+
+    def __post_init__(self) -> None:
+        _check_id(self.id, "vehicle")
+        where = f'Vehicle "{self.id}"'
+        object.__setattr__(self, "kind", VehicleKind(self.kind))
+        object.__setattr__(self, "capacity", _frozen_demand(self.capacity, where))
+        object.__setattr__(self, "skills", frozenset(self.skills))
+        object.__setattr__(self, "breaks", tuple(self.breaks))
+        if self.max_duration_s is not None and self.max_duration_s <= 0:
+            raise ProblemError(
+                f"{where}: max_duration_s must be > 0, got {self.max_duration_s}", path=("max_duration_s",)
+            )
+        if self.fixed_cost < 0:
+            raise ProblemError(f"{where}: fixed_cost must be >= 0, got {self.fixed_cost}", path=("fixed_cost",))
+        if not (self.speed_factor > 0 and math.isfinite(self.speed_factor)):
+            raise ProblemError(
+                f"{where}: speed_factor must be > 0, got {self.speed_factor}", path=("speed_factor",)
+            )
+        ids = [b.id for b in self.breaks]
+        if len(set(ids)) != len(ids):
+            raise ProblemError(f"{where}: break ids must be unique, got {ids}", path=("breaks",))
+
+    def can_carry(self, demand: Mapping[str, int]) -> bool:
+        return all(amount <= self.capacity.get(dim, amount) for dim, amount in demand.items())
+
+
+@dataclass(frozen=True, slots=True)
+class TravelMatrix:
+    """Directed travel durations (s) and distances (m) between sites: ``[from, to]``.
+
+    ``inf`` marks a pair with no path. Never symmetrised: one-way streets make it asymmetric.
+    """
+
+    durations_s: NDArray[np.float64]
+    distances_m: NDArray[np.float64]
+
+    def __post_init__(self) -> None:
+        durations = np.asarray(self.durations_s, dtype=np.float64)
+        distances = np.asarray(self.distances_m, dtype=np.float64)
+        if durations.ndim != 2 or durations.shape[0] != durations.shape[1]:
+            raise ProblemError(f"travel matrix must be square, got shape {durations.shape}")
+        if distances.shape != durations.shape:
+            raise ProblemError(
+                f"distances {distances.shape} and durations {durations.shape} differ in shape"
+            )
+        for name, values in (("durations_s", durations), ("distances_m", distances)):
+            if np.isnan(values).any() or (values < 0).any():
+                raise ProblemError(f"travel matrix {name} has negative or NaN entries", path=(name,))
+        durations.flags.writeable = False
+        distances.flags.writeable = False
+        object.__setattr__(self, "durations_s", durations)
+        object.__setattr__(self, "distances_m", distances)
+
+    @property
+    def size(self) -> int:
+        return int(self.durations_s.shape[0])
+
+
+@dataclass(frozen=True, slots=True)
+class Objective:
+    """What a plan costs: travel, fixed costs of used vehicles, and visits not made.
+
+    A required visit left out costs ``unassigned_penalty`` times ``priority_factor`` to the
+    power of its priority, so when the fleet is short the least urgent visits go first.
+    An optional visit left out costs its own ``penalty``.
+    """
+
+    duration_cost_per_s: float = 1.0
+    distance_cost_per_m: float = 0.0
+    unassigned_penalty: int = 10_000_000
+    priority_factor: float = 4.0
+
+    def __post_init__(self) -> None:
+        for name in ("duration_cost_per_s", "distance_cost_per_m", "unassigned_penalty"):
+            if getattr(self, name) < 0:
+                raise ProblemError(f"objective {name} must be >= 0", path=(name,))
+        if self.priority_factor < 1:
+            raise ProblemError("objective priority_factor must be >= 1", path=("priority_factor",))
+
+    def penalty_of(self, visit: Visit) -> float:
+        if not visit.required:
+            return float(visit.penalty or 0)
+        return self.unassigned_penalty * self.priority_factor ** int(visit.priority)
+
+
+class Problem:
+    """Depots, vehicles and visits over travel matrices (one per profile): one day's problem.
+
+    Raises :class:`ProblemError` (or :class:`UnknownReferenceError`) on the first
+    inconsistency, naming the object and field.
+    """
+
+    __slots__ = ("depots", "vehicles", "visits", "matrices", "objective", "_site_index")
+
+    def __init__(
+        self,
+        *,
+        depots: Iterable[Depot],
+        vehicles: Iterable[Vehicle],
+        visits: Iterable[Visit],
+        matrices: Mapping[str, TravelMatrix],
+        objective: Objective | None = None,
+    ) -> None:
+        self.depots: tuple[Depot, ...] = tuple(depots)
+        self.vehicles: tuple[Vehicle, ...] = tuple(vehicles)
+        self.visits: tuple[Visit, ...] = tuple(visits)
+        self.matrices: Mapping[str, TravelMatrix] = MappingProxyType(dict(matrices))
+        self.objective = objective or Objective()
+        self._site_index: dict[str, int] = {}
+        self._validate()
+
+    def _validate(self) -> None:
+        if not self.depots:
+            raise ProblemError("a problem needs at least one depot", path=("depots",))
+        if not self.vehicles:
+            raise ProblemError("a problem needs at least one vehicle", path=("vehicles",))
+        seen: dict[str, str] = {}
+        for kind, objects in (("depots", self.depots), ("visits", self.visits)):
+            for i, obj in enumerate(objects):
+                if obj.id in seen:
+                    raise ProblemError(
+                        f'id "{obj.id}" is used twice (by {seen[obj.id]} and {kind}[{i}]); ids must be unique',
+                        path=(kind, i, "id"),
+                    )
+                seen[obj.id] = f"{kind}[{i}]"
+                self._site_index[obj.id] = len(self._site_index)
+        vehicle_ids: set[str] = set()
+        for i, vehicle in enumerate(self.vehicles):
+            where = f'Vehicle "{vehicle.id}"'
+            if vehicle.id in vehicle_ids:
+                raise ProblemError(f'vehicle id "{vehicle.id}" is used twice', path=("vehicles", i, "id"))
+            vehicle_ids.add(vehicle.id)
+            for name in ("start_depot", "end_depot"):
+                ref = getattr(vehicle, name)
+                if ref is not None and ref not in self.depot_ids:
+                    raise UnknownReferenceError(
+                        f'{where}: {name} "{ref}" is not a depot of this problem', path=("vehicles", i, name)
+                    )
+            if vehicle.profile not in self.matrices:
+                raise UnknownReferenceError(
+                    f'{where}: no travel matrix for profile "{vehicle.profile}" '
+                    f"(have: {', '.join(sorted(self.matrices)) or 'none'})",
+                    path=("vehicles", i, "profile"),
+                )
+        for profile, matrix in self.matrices.items():
+            if matrix.size != len(self._site_index):
+                raise ProblemError(
+                    f'travel matrix "{profile}" is {matrix.size}x{matrix.size} but the problem has '
+                    f"{len(self._site_index)} sites (depots, then visits)",
+                    path=("matrices", profile),
+                )
+
+    @property
+    def depot_ids(self) -> frozenset[str]:
+        return frozenset(d.id for d in self.depots)
+
+    @property
+    def sites(self) -> tuple[Depot | Visit, ...]:
+        """Everything with a location, in matrix order: depots, then visits."""
+        return (*self.depots, *self.visits)
+
+    def site_index(self, site_id: str) -> int:
+        """Row/column of a depot or visit in the travel matrices."""
+        try:
+            return self._site_index[site_id]
+        except KeyError:
+            raise UnknownReferenceError(f'"{site_id}" is not a depot or visit of this problem') from None
+
+    def visit(self, visit_id: str) -> Visit:
+        index = self.site_index(visit_id) - len(self.depots)
+        if index < 0:
+            raise UnknownReferenceError(f'"{visit_id}" is a depot, not a visit')
+        return self.visits[index]
+
+    def vehicle(self, vehicle_id: str) -> Vehicle:
+        for vehicle in self.vehicles:
+            if vehicle.id == vehicle_id:
+                return vehicle
+        raise UnknownReferenceError(f'"{vehicle_id}" is not a vehicle of this problem')
+
+    @property
+    def dimensions(self) -> tuple[str, ...]:
+        """Every capacity dimension any visit consumes, sorted."""
+        return tuple(sorted({dim for visit in self.visits for dim in visit.demand}))
+
+    def __repr__(self) -> str:
+        return (
+            f"Problem({len(self.depots)} depots, {len(self.vehicles)} vehicles, "
+            f"{len(self.visits)} visits, profiles {sorted(self.matrices)})"
+        )
