@@ -1,0 +1,437 @@
+"""Exports of a plan document: GeoJSON, per-vehicle CSV, GPX and a printable HTML stop list.
+
+Pure functions over the *plan document* built by ``service.schemas.plan_document`` (a
+JSON-serialisable dict: ``summary``, ``routes[].steps[]``, ``unassigned``, ...). They read
+nothing else, so the API, the command line and the demo export the same thing.
+
+Conventions are the document's: ``[lon, lat]`` in degrees, seconds, metres. Optional step
+fields (``people``, ``address``, ``notes``, ``contact``, ...) may be missing or ``null`` on
+start, break and end steps; every function tolerates that.
+
+Map data shown in an export is attributed "© OpenStreetMap contributors" (ODbL 1.0).
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+ATTRIBUTION = "© OpenStreetMap contributors"
+OSM_COPYRIGHT_URL = "https://www.openstreetmap.org/copyright"
+ODBL_URL = "https://opendatacommons.org/licenses/odbl/1-0/"
+GPX_NS = "http://www.topografix.com/GPX/1/1"
+
+PRIORITY_LABELS = {0: "routine", 1: "vulnerable", 2: "quarantine", 3: "urgent"}
+
+Doc = Mapping[str, Any]
+Step = Mapping[str, Any]
+
+
+class UnknownVehicleError(LookupError):
+    """The plan document has no route for the vehicle asked for."""
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def find_route(doc: Doc, vehicle_id: str) -> Mapping[str, Any]:
+    """The route of ``vehicle_id`` in the document; :class:`UnknownVehicleError` if none."""
+    routes = doc.get("routes") or []
+    for route in routes:
+        if route.get("vehicle_id") == vehicle_id:
+            return route
+    known = ", ".join(str(r.get("vehicle_id")) for r in routes) or "none"
+    raise UnknownVehicleError(f'no route for vehicle "{vehicle_id}" in this plan (vehicles: {known})')
+
+
+def used_vehicle_ids(doc: Doc) -> list[str]:
+    """Ids of the vehicles whose route makes at least one visit, in document order."""
+    return [
+        str(r["vehicle_id"])
+        for r in doc.get("routes") or []
+        if any(s.get("kind") == "visit" for s in r.get("steps") or [])
+    ]
+
+
+def clock(seconds: float | None) -> str:
+    """``HH:MM`` from seconds since midnight; ``+1d`` marks the next day. Empty for None."""
+    if seconds is None:
+        return ""
+    day, rest = divmod(round(seconds), 24 * 3600)
+    text = f"{rest // 3600:02d}:{rest % 3600 // 60:02d}"
+    return text if day == 0 else f"{text}+{day}d"
+
+
+def _time(step: Step, name: str) -> str:
+    """The step's ``HH:MM`` field ``name``, or formatted from ``<name>_s`` when absent."""
+    text = step.get(name)
+    return str(text) if text else clock(step.get(f"{name}_s"))
+
+
+def _windows(step: Step) -> str:
+    windows = step.get("time_windows") or []
+    return "; ".join(f"{clock(w.get('start_s'))}-{clock(w.get('end_s'))}" for w in windows)
+
+
+def priority_label(value: Any) -> str:
+    """A priority as a word, whether the document holds it as a number or a name."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):  # bool is an int; never a priority
+        return str(value)
+    if isinstance(value, int):
+        return PRIORITY_LABELS.get(value, str(value))
+    return str(value).lower()
+
+
+def _coords(step: Step) -> str:
+    location = step.get("location")
+    if not location or len(location) != 2:
+        return ""
+    lon, lat = location[0], location[1]
+    return f"{float(lat):.6f}, {float(lon):.6f}"
+
+
+def _place(step: Step) -> str:
+    """The address when known, else ``lat, lon`` (the order phones and people read)."""
+    return str(step.get("address") or "") or _coords(step)
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _label(step: Step, seq: int) -> str:
+    kind = step.get("kind")
+    if kind == "visit":
+        return f"{seq:02d} {step.get('id', '')}"
+    return f"{kind} {step.get('id', '')}".strip()
+
+
+def _visit_numbers(steps: Sequence[Step]) -> list[int]:
+    """1-based position of each visit among the route's visits; 0 for other steps."""
+    numbers, n = [], 0
+    for step in steps:
+        if step.get("kind") == "visit":
+            n += 1
+            numbers.append(n)
+        else:
+            numbers.append(0)
+    return numbers
+
+
+def _line_coordinates(route: Mapping[str, Any]) -> tuple[list[list[float]], str]:
+    """The route's road geometry, or straight segments between its steps when it has none."""
+    geometry = route.get("geometry")
+    if geometry and geometry.get("coordinates"):
+        return [list(map(float, c)) for c in geometry["coordinates"]], "roads"
+    points = [list(map(float, s["location"])) for s in route.get("steps") or [] if s.get("location")]
+    deduped = [p for i, p in enumerate(points) if i == 0 or p != points[i - 1]]
+    return deduped, "straight"
+
+
+# --------------------------------------------------------------------------- GeoJSON
+
+_ROUTE_PROPERTIES = ("vehicle_id", "kind", "profile", "distance_m", "duration_s", "travel_s",
+                     "wait_s", "service_s", "cost")
+_STOP_PROPERTIES = ("id", "arrival", "arrival_s", "wait_s", "start", "start_s", "service_s",
+                    "departure", "departure_s", "load", "distance_m", "travel_s", "people",
+                    "priority", "address", "notes")
+
+
+def plan_geojson(doc: Doc) -> dict[str, Any]:
+    """The plan as a GeoJSON FeatureCollection (RFC 7946, ``[lon, lat]``).
+
+    One LineString per used route, along the roads (``properties.geometry_source`` is ``"roads"``,
+    or ``"straight"`` when the document had no road geometry for it), then one Point per step of
+    those routes (``feature`` ``"stop"``, with ``sequence``, the step's ``kind`` and schedule),
+    then a Point per unassigned visit whose entry carries a ``location``. Contact details are
+    left out: a map layer travels further than a team's stop list.
+    """
+    features: list[dict[str, Any]] = []
+    stops: list[dict[str, Any]] = []
+    used = set(used_vehicle_ids(doc))
+    for route in doc.get("routes") or []:
+        if route.get("vehicle_id") not in used:
+            continue
+        steps = route.get("steps") or []
+        coordinates, source = _line_coordinates(route)
+        props = {name: route.get(name) for name in _ROUTE_PROPERTIES}
+        props |= {
+            "feature": "route",
+            "geometry_source": source,
+            "visits": sum(1 for s in steps if s.get("kind") == "visit"),
+            "people": sum(int(s.get("people") or 0) for s in steps if s.get("kind") == "visit"),
+            "start": _time(steps[0], "departure") if steps else "",
+            "end": _time(steps[-1], "arrival") if steps else "",
+        }
+        if len(coordinates) >= 2:
+            features.append(
+                {"type": "Feature", "geometry": {"type": "LineString", "coordinates": coordinates},
+                 "properties": props}
+            )
+        for sequence, (step, number) in enumerate(zip(steps, _visit_numbers(steps), strict=True)):
+            if not step.get("location"):
+                continue
+            stop = {name: step.get(name) for name in _STOP_PROPERTIES}
+            stop |= {
+                "feature": "stop",
+                "vehicle_id": route.get("vehicle_id"),
+                "sequence": sequence,
+                "visit_number": number or None,
+                "step": step.get("kind"),
+                "priority": priority_label(step.get("priority")) or None,
+                "time_windows": _windows(step) or None,
+            }
+            stops.append(
+                {"type": "Feature",
+                 "geometry": {"type": "Point", "coordinates": [float(v) for v in step["location"]]},
+                 "properties": stop}
+            )
+    for entry in doc.get("unassigned") or []:
+        location = entry.get("location")
+        if not location:
+            continue
+        props = {"feature": "unassigned", "id": entry.get("visit_id"), "reason": entry.get("reason"),
+                 "detail": entry.get("detail")}
+        stops.append(
+            {"type": "Feature", "geometry": {"type": "Point", "coordinates": [float(v) for v in location]},
+             "properties": props}
+        )
+    return {
+        "type": "FeatureCollection",
+        "features": features + stops,
+        "properties": {"summary": dict(doc.get("summary") or {}), "attribution": ATTRIBUTION},
+    }
+
+
+# --------------------------------------------------------------------------- CSV
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_PHONE_LIKE = re.compile(r"[+-]?[0-9 ()./-]*")
+
+
+def _cell(value: Any) -> Any:
+    """Neutralise text a spreadsheet would run as a formula (CSV injection), keep phone numbers."""
+    if not isinstance(value, str) or not value.startswith(_FORMULA_START):
+        return value
+    if value[0] in "+-" and _PHONE_LIKE.fullmatch(value):
+        return value
+    return "'" + value
+
+
+def _dimensions(steps: Iterable[Step]) -> list[str]:
+    return sorted({dim for step in steps for dim in (step.get("load") or {})})
+
+
+def route_csv(doc: Doc, vehicle_id: str) -> str:
+    """One vehicle's stop list as CSV (RFC 4180, header row, one row per step in order).
+
+    Times are ``HH:MM``; ``wait_min`` and ``service_min`` minutes; ``distance_m`` cumulative;
+    ``load_<dim>`` what the vehicle has used after the step. Text that a spreadsheet would read
+    as a formula is prefixed with ``'``.
+    """
+    route = find_route(doc, vehicle_id)
+    steps = route.get("steps") or []
+    dims = _dimensions(steps)
+    header = ["seq", "visit_no", "kind", "id", "arrival", "start", "departure", "wait_min",
+              "service_min", "time_windows", "people", "priority", "address", "lon", "lat",
+              "distance_m", *(f"load_{d}" for d in dims), "notes", "contact"]
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(header)
+    for seq, (step, number) in enumerate(zip(steps, _visit_numbers(steps), strict=True)):
+        location = step.get("location") or (None, None)
+        load = step.get("load") or {}
+        row = [
+            seq, number or "", step.get("kind", ""), step.get("id", ""),
+            _time(step, "arrival"), _time(step, "start"), _time(step, "departure"),
+            round(float(step.get("wait_s") or 0) / 60), round(float(step.get("service_s") or 0) / 60),
+            _windows(step), _text(step.get("people")), priority_label(step.get("priority")),
+            _text(step.get("address")),
+            "" if location[0] is None else f"{float(location[0]):.6f}",
+            "" if location[1] is None else f"{float(location[1]):.6f}",
+            round(float(step.get("distance_m") or 0)),
+            *(load.get(d, "") for d in dims),
+            _text(step.get("notes")), _text(step.get("contact")),
+        ]
+        writer.writerow([_cell(v) for v in row])
+    return out.getvalue()
+
+
+# --------------------------------------------------------------------------- GPX
+
+
+def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
+    element = ET.SubElement(parent, f"{{{GPX_NS}}}{tag}", attrs)
+    if text is not None:
+        element.text = text
+    return element
+
+
+def _describe(step: Step) -> str:
+    parts = [f"{_time(step, 'arrival')}"]
+    if step.get("kind") == "visit":
+        if step.get("people") is not None:
+            parts.append(f"{step['people']} people")
+        if step.get("priority") is not None:
+            parts.append(priority_label(step.get("priority")))
+        if _windows(step):
+            parts.append(f"window {_windows(step)}")
+    if step.get("address"):
+        parts.append(str(step["address"]))
+    if step.get("notes"):
+        parts.append(str(step["notes"]))
+    return " · ".join(p for p in parts if p)
+
+
+def route_gpx(doc: Doc, vehicle_id: str) -> str:
+    """One vehicle's day as GPX 1.1, for phone navigation apps.
+
+    Holds a waypoint per step (name ``"03 v-17"``: visit number and id; description with time,
+    people, priority, address, notes), a ``<rte>`` through the steps in order (what navigation
+    apps follow) and a ``<trk>`` along the roads. The plan has no calendar date, so times are
+    written into the descriptions, not as GPX timestamps.
+    """
+    route = find_route(doc, vehicle_id)
+    steps = [s for s in route.get("steps") or [] if s.get("location")]
+    ET.register_namespace("", GPX_NS)
+    root = ET.Element(f"{{{GPX_NS}}}gpx", {"version": "1.1", "creator": "Doorstep"})
+    metadata = _sub(root, "metadata")
+    _sub(metadata, "name", f"Doorstep route {vehicle_id}")
+    _sub(metadata, "desc", f"{ATTRIBUTION}; map data under the Open Database Licence ({OSM_COPYRIGHT_URL})")
+    copyright_ = _sub(metadata, "copyright", author="OpenStreetMap contributors")
+    _sub(copyright_, "license", ODBL_URL)
+    numbers = _visit_numbers(steps)
+    for step, number in zip(steps, numbers, strict=True):
+        lon, lat = step["location"]
+        wpt = _sub(root, "wpt", lat=f"{float(lat):.7f}", lon=f"{float(lon):.7f}")
+        _sub(wpt, "name", _label(step, number))
+        if step.get("notes"):
+            _sub(wpt, "cmt", str(step["notes"]))
+        _sub(wpt, "desc", _describe(step))
+        _sub(wpt, "type", str(step.get("kind", "")))
+    rte = _sub(root, "rte")
+    _sub(rte, "name", str(vehicle_id))
+    for step, number in zip(steps, numbers, strict=True):
+        lon, lat = step["location"]
+        point = _sub(rte, "rtept", lat=f"{float(lat):.7f}", lon=f"{float(lon):.7f}")
+        _sub(point, "name", _label(step, number))
+    coordinates, _ = _line_coordinates(route)
+    if len(coordinates) >= 2:
+        trk = _sub(root, "trk")
+        _sub(trk, "name", f"{vehicle_id} (roads)")
+        segment = _sub(trk, "trkseg")
+        for lon, lat in coordinates:
+            _sub(segment, "trkpt", lat=f"{lat:.7f}", lon=f"{lon:.7f}")
+    ET.indent(root)
+    return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
+
+
+# --------------------------------------------------------------------------- HTML
+
+_CSS = """
+:root { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #111; }
+body { margin: 1.5rem; }
+h1 { font-size: 1.4rem; margin: 0 0 .25rem; }
+.meta { margin: 0 0 1rem; color: #333; }
+.meta span { margin-right: 1.2rem; white-space: nowrap; }
+table { border-collapse: collapse; width: 100%; font-size: .92rem; }
+th, td { border: 1px solid #999; padding: .3rem .4rem; text-align: left; vertical-align: top; }
+th { background: #eee; }
+td.num { text-align: right; white-space: nowrap; }
+td.time { white-space: nowrap; }
+tr.depot td, tr.break td { background: #f6f6f6; color: #444; }
+tr.p-quarantine td.prio { font-weight: bold; }
+tr.p-urgent td.prio { font-weight: bold; text-decoration: underline; }
+.box { display: inline-block; width: .9em; height: .9em; border: 1px solid #333; margin-right: .25em; }
+.done { white-space: nowrap; font-size: .8rem; }
+footer { margin-top: 1rem; font-size: .8rem; color: #555; }
+@media print {
+  body { margin: 0; }
+  @page { size: A4 landscape; margin: 12mm; }
+  a { color: inherit; text-decoration: none; }
+  thead { display: table-header-group; }
+  tr { page-break-inside: avoid; break-inside: avoid; }
+}
+"""
+
+
+def _minutes(seconds: Any) -> str:
+    return f"{round(float(seconds or 0) / 60)} min"
+
+
+def route_html(doc: Doc, vehicle_id: str) -> str:
+    """One vehicle's printable stop list: a self-contained HTML page (inline CSS, print layout).
+
+    A row per step in order: number, arrival and service times, the visit's window, address (or
+    coordinates), people, priority, notes and contact, and boxes to tick (done / not home /
+    refused). Every piece of text from the document is HTML-escaped.
+    """
+    route = find_route(doc, vehicle_id)
+    steps = route.get("steps") or []
+    esc = html.escape
+    visits = [s for s in steps if s.get("kind") == "visit"]
+    people = sum(int(s.get("people") or 0) for s in visits)
+    first, last = (steps[0], steps[-1]) if steps else ({}, {})
+    meta = [
+        ("Team", f"{route.get('kind') or ''} {vehicle_id}".strip()),
+        ("Travel", str(route.get("profile") or "")),
+        ("Shift", f"{_time(first, 'departure')}–{_time(last, 'arrival')}"),
+        ("Visits", str(len(visits))),
+        ("People", str(people)),
+        ("Distance", f"{float(route.get('distance_m') or 0) / 1000:.1f} km"),
+    ]
+    rows = []
+    for step, number in zip(steps, _visit_numbers(steps), strict=True):
+        kind = str(step.get("kind") or "")
+        label = priority_label(step.get("priority"))
+        css = {"start": "depot", "end": "depot", "break": "break"}.get(kind, f"visit p-{label}")
+        if kind == "visit":
+            when = f"{_time(step, 'start')}–{_time(step, 'departure')}"
+            if float(step.get("wait_s") or 0) >= 60:
+                when += f" (arrive {_time(step, 'arrival')})"
+            ticks = "".join(f'<span class="box"></span>{w}<br>' for w in ("done", "not home", "refused"))
+        elif kind == "start":
+            when, ticks = _time(step, "departure"), ""
+        elif kind == "break":
+            when, ticks = f"{_time(step, 'start')}–{_time(step, 'departure')}", ""
+        else:
+            when, ticks = _time(step, "arrival"), ""
+        what = esc(str(step.get("id") or "")) if kind == "visit" else esc(f"{kind} · {step.get('id') or ''}")
+        cells = [
+            f'<td class="num">{number or ""}</td>',
+            f'<td class="time">{esc(when)}</td>',
+            f'<td class="time">{esc(_windows(step))}</td>',
+            f"<td>{what}</td>",
+            f"<td>{esc(_place(step))}</td>",
+            f'<td class="num">{esc(_text(step.get("people")))}</td>',
+            f'<td class="prio">{esc(label)}</td>',
+            f"<td>{esc(_text(step.get('notes')))}</td>",
+            f"<td>{esc(_text(step.get('contact')))}</td>",
+            f'<td class="done">{ticks}</td>',
+        ]
+        rows.append(f'<tr class="{esc(css)}">{"".join(cells)}</tr>')
+    title = f"Stop list · {vehicle_id}"
+    header = "".join(
+        f"<th>{h}</th>"
+        for h in ("#", "Time", "Window", "Visit", "Address / position", "People", "Priority",
+                  "Notes", "Contact", "Outcome")
+    )
+    meta_html = "".join(f"<span><b>{esc(k)}:</b> {esc(v)}</span>" for k, v in meta)
+    return (
+        "<!DOCTYPE html>\n"
+        '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>{esc(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
+        f"<h1>{esc(title)}</h1>\n"
+        f'<p class="meta">{meta_html}</p>\n'
+        f"<table>\n<thead><tr>{header}</tr></thead>\n<tbody>\n" + "\n".join(rows) + "\n</tbody>\n</table>\n"
+        f'<footer>Planned by Doorstep. Map data <a href="{OSM_COPYRIGHT_URL}">{esc(ATTRIBUTION)}</a>, '
+        "Open Database Licence.</footer>\n</body>\n</html>\n"
+    )
