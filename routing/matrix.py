@@ -1,0 +1,307 @@
+"""Travel matrices over a road network: durations (s) and distances (m) between points.
+
+``travel_matrix(network, points)`` snaps each point to its nearest road edge
+(:mod:`routing.snapping`), runs scipy's Dijkstra on the network's CSR graph (travel-time
+weights) from every distinct node a point can leave by, and combines node-to-node costs with the
+partial edges and the walking legs to and from the road:
+
+    duration[i, j] = walk_i + min over exits x of i, entries y of j of
+                     exit_i(x) + T[x, y] + entry_j(y) + walk_j
+
+(or the direct trip along the edge when ``i`` and ``j`` sit on the same one). Directed, never
+symmetrised; ``inf`` where there is no path; ``0`` between a point and itself (or an identical
+point).
+
+**Distance** is the length of the *fastest* path, not the shortest distance: it is what the
+vehicle actually drives. It is computed exactly from Dijkstra's predecessor tree (pointer
+jumping over the tree, vectorised), not by a second shortest-path search.
+
+Memory is bounded by running sources in chunks. Identical requests (same network content,
+points and snap limit) are served from :class:`MatrixCache` without recomputing.
+
+:class:`MatrixProvider` is the interface the rest of Doorstep uses; :class:`OsmnxMatrixProvider`
+is this module's implementation. Another engine (OSRM, Valhalla) is another module with a class
+implementing the same two methods.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.sparse.csgraph import dijkstra
+from shapely import LineString
+
+from routing.geometry import leg_geometry, route_geometry
+from routing.model import TravelMatrix
+from routing.network import GraphArrays, RoadNetwork
+from routing.snapping import Point, Snap, SnappedPoints, as_points, snap_arrays, snap_points
+
+__all__ = [
+    "MatrixCache",
+    "MatrixProvider",
+    "OsmnxMatrixProvider",
+    "Snap",
+    "leg_geometry",
+    "matrix_from_snaps",
+    "route_geometry",
+    "snap_points",
+    "travel_matrix",
+]
+
+MATRIX_VERSION = "1"
+"""Part of every cache key: bump when the way matrices are computed changes."""
+
+CHUNK_BYTES = 8 * 2**20
+"""Working memory for one chunk of Dijkstra sources (times, predecessors, distances)."""
+
+ROW_CHUNK = 512
+"""Points combined per step when assembling the point-to-point matrix."""
+
+
+def _distances_along_tree(pred: NDArray[np.int32], a: GraphArrays) -> NDArray[np.float64]:
+    """Length (m) of the tree path from each chunk source to every node, from predecessor rows.
+
+    Pointer jumping: each pass adds the length accumulated by a node's current ancestor and
+    jumps to that ancestor's ancestor, so a tree of depth d needs log2(d) vectorised passes.
+    Flat indices and preallocated buffers: fresh large temporaries cost more in page faults
+    than the arithmetic (measured), and ``np.take`` beats ``take_along_axis``.
+    """
+    c, n = pred.shape
+    width = n + 1  # a sentinel column per row: length 0, pointing to itself
+    total = np.zeros((c, width))
+    jump = np.empty((c, width), dtype=np.intp)
+    jump[:, :n] = pred
+    root = jump[:, :n] < 0  # the source itself, or unreachable
+    jump[:, :n][root] = n
+    jump[:, n] = n
+    # The edge into each node from its parent: compare the parent with each of the node's few
+    # in-neighbours (pairs are unique, so exactly one matches).
+    match = np.empty((c, n), dtype=bool)
+    for k in range(a.in_nodes.shape[1]):
+        np.equal(jump[:, :n], a.in_nodes[:, k][None, :], out=match)
+        np.copyto(total[:, :n], a.in_length_m[:, k][None, :], where=match)
+    jump += (np.arange(c, dtype=np.intp) * width)[:, None]
+    sentinel = jump[:, n:].copy()
+    flat_total, flat_jump = total.ravel(), jump.ravel()
+    gathered = np.empty_like(flat_total)
+    next_jump = np.empty_like(flat_jump)
+    done = np.empty((c, width), dtype=bool)
+    while True:
+        np.equal(jump, sentinel, out=done)
+        if done.all():
+            break
+        flat_total.take(flat_jump, out=gathered)
+        flat_total += gathered
+        flat_jump.take(flat_jump, out=next_jump)
+        flat_jump, next_jump = next_jump, flat_jump
+        jump = flat_jump.reshape(c, width)
+    return total[:, :n]
+
+
+def node_costs(
+    network: RoadNetwork, sources: NDArray[np.intp], targets: NDArray[np.intp]
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Fastest-path time (s) and its length (m) from each source node to each target node (positions)."""
+    a = network.arrays
+    n = len(a.node_ids)
+    times = np.empty((len(sources), len(targets)))
+    lengths = np.empty((len(sources), len(targets)))
+    # Per source: dijkstra's times and predecessors, the tree pass's gather arrays.
+    chunk = max(8, CHUNK_BYTES // (n * 8 * 8))
+    for start in range(0, len(sources), chunk):
+        rows = sources[start : start + chunk]
+        time_s, pred = dijkstra(a.csr_time_s, directed=True, indices=rows, return_predecessors=True)
+        length_m = _distances_along_tree(pred, a)
+        times[start : start + len(rows)] = time_s[:, targets]
+        lengths[start : start + len(rows)] = np.where(np.isinf(time_s[:, targets]), np.inf, length_m[:, targets])
+    return times, lengths
+
+
+def _option_index(nodes: NDArray[np.intp], unique: NDArray[np.intp]) -> NDArray[np.intp]:
+    """Position of each node in ``unique`` (sorted); missing options (-1) map to the extra inf slot."""
+    index = np.searchsorted(unique, nodes)
+    return np.where(nodes >= 0, index, len(unique))
+
+
+def assemble(
+    snapped: SnappedPoints,
+    sources: NDArray[np.intp],
+    targets: NDArray[np.intp],
+    times: NDArray[np.float64],
+    lengths: NDArray[np.float64],
+    rows: NDArray[np.intp] | None = None,
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Point-to-point durations (s) and distances (m) for ``rows`` (default: all) to all points.
+
+    ``times``/``lengths`` are node-to-node costs from sorted unique ``sources`` (covering the
+    rows' exit nodes) to sorted unique ``targets`` (covering every entry node).
+    """
+    rows = np.arange(len(snapped.pair)) if rows is None else rows
+    n = len(snapped.pair)
+    time_ext = np.full((len(sources) + 1, len(targets) + 1), np.inf)
+    time_ext[:-1, :-1] = times
+    length_ext = np.full_like(time_ext, np.inf)
+    length_ext[:-1, :-1] = lengths
+    exit_at = _option_index(snapped.exit_node, sources)
+    entry_at = _option_index(snapped.entry_node, targets)
+    durations = np.empty((len(rows), n))
+    distances = np.empty((len(rows), n))
+    for start in range(0, len(rows), ROW_CHUNK):
+        r = rows[start : start + ROW_CHUNK]
+        best_s = np.full((len(r), n), np.inf)
+        best_m = np.full((len(r), n), np.inf)
+        for x in range(2):
+            for y in range(2):
+                pick = np.ix_(exit_at[r, x], entry_at[:, y])
+                t = time_ext[pick] + snapped.exit_s[r, x][:, None] + snapped.entry_s[:, y][None, :]
+                better = t < best_s
+                best_s = np.where(better, t, best_s)
+                m = length_ext[pick] + snapped.exit_m[r, x][:, None] + snapped.entry_m[:, y][None, :]
+                best_m = np.where(better, m, best_m)
+        _along_one_edge(snapped, r, best_s, best_m)
+        best_s += snapped.walk_s[r][:, None] + snapped.walk_s[None, :]
+        best_m += snapped.walk_m[r][:, None] + snapped.walk_m[None, :]
+        same = (snapped.points[r][:, None, :] == snapped.points[None, :, :]).all(axis=2)
+        best_s[same] = 0.0
+        best_m[same] = 0.0
+        durations[start : start + len(r)] = best_s
+        distances[start : start + len(r)] = best_m
+    return durations, distances
+
+
+def _along_one_edge(
+    snapped: SnappedPoints, r: NDArray[np.intp], best_s: NDArray[np.float64], best_m: NDArray[np.float64]
+) -> None:
+    """Where two points sit on the same edge, the trip along it (no node visited) may be fastest."""
+    i, j = np.nonzero(snapped.pair[r][:, None] == snapped.pair[None, :])
+    if not len(i):
+        return
+    fi, fj = snapped.fraction[r][i], snapped.fraction[j]
+    ri = r[i]
+    # Edge time = the exit towards v plus the entry from u: (1 - f) t + f t.
+    edge_s = snapped.exit_s[ri, 0] + snapped.entry_s[ri, 0]
+    edge_m = snapped.exit_m[ri, 0] + snapped.entry_m[ri, 0]
+    back_s = snapped.exit_s[ri, 1] + snapped.entry_s[ri, 1]  # inf on a one-way street
+    back_m = snapped.exit_m[ri, 1] + snapped.entry_m[ri, 1]
+    forward = fj >= fi
+    one_way = np.isinf(back_s)
+    # 0 * inf would be NaN: give one-way streets a finite stand-in, then rule the trip out.
+    t = np.where(forward, (fj - fi) * edge_s, (fi - fj) * np.where(one_way, 0.0, back_s))
+    m = np.where(forward, (fj - fi) * edge_m, (fi - fj) * np.where(one_way, 0.0, back_m))
+    t[~forward & one_way] = np.inf
+    better = t < best_s[i, j]
+    best_s[i[better], j[better]] = t[better]
+    best_m[i[better], j[better]] = m[better]
+
+
+def matrix_from_snaps(network: RoadNetwork, snapped: SnappedPoints) -> TravelMatrix:
+    """The travel matrix of already snapped points (no cache): Dijkstra from each distinct exit node."""
+    sources = np.unique(snapped.exit_node[snapped.exit_node >= 0])
+    targets = np.unique(snapped.entry_node[snapped.entry_node >= 0])
+    times, lengths = node_costs(network, sources, targets)
+    durations, distances = assemble(snapped, sources, targets, times, lengths)
+    return TravelMatrix(durations_s=durations, distances_m=distances)
+
+
+def matrix_key(network: RoadNetwork, points: NDArray[np.float64], max_snap_m: float) -> str:
+    """Cache key of a request: the network's content, the snap limit and the exact points."""
+    digest = hashlib.sha256(f"{MATRIX_VERSION}|{network.fingerprint}|{max_snap_m!r}|".encode())
+    digest.update(np.ascontiguousarray(points, dtype=np.float64).tobytes())
+    return digest.hexdigest()[:40]
+
+
+class MatrixCache:
+    """Travel matrices by request key: an in-memory LRU of ``max_items``, and ``.npz`` files in
+    ``directory`` when one is given (so a restart keeps them)."""
+
+    def __init__(self, directory: Path | None = None, max_items: int = 32) -> None:
+        if max_items < 1:
+            raise ValueError(f"max_items must be >= 1, got {max_items}")
+        self.directory = None if directory is None else Path(directory)
+        self.max_items = max_items
+        self._memory: OrderedDict[str, TravelMatrix] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._memory)
+
+    def _file(self, key: str) -> Path | None:
+        return None if self.directory is None else self.directory / f"matrix-{key}.npz"
+
+    def get(self, key: str) -> TravelMatrix | None:
+        if key in self._memory:
+            self._memory.move_to_end(key)
+            return self._memory[key]
+        file = self._file(key)
+        if file is None or not file.exists():
+            return None
+        with np.load(file) as data:
+            matrix = TravelMatrix(durations_s=data["durations_s"], distances_m=data["distances_m"])
+        self._remember(key, matrix)
+        return matrix
+
+    def put(self, key: str, matrix: TravelMatrix) -> None:
+        self._remember(key, matrix)
+        file = self._file(key)
+        if file is not None and not file.exists():
+            file.parent.mkdir(parents=True, exist_ok=True)
+            temporary = file.with_name(file.stem + ".tmp.npz")  # savez insists on .npz
+            np.savez(temporary, durations_s=matrix.durations_s, distances_m=matrix.distances_m)
+            temporary.replace(file)  # atomic: a reader never sees half a file
+
+    def _remember(self, key: str, matrix: TravelMatrix) -> None:
+        self._memory[key] = matrix
+        self._memory.move_to_end(key)
+        while len(self._memory) > self.max_items:
+            self._memory.popitem(last=False)
+
+
+def travel_matrix(
+    network: RoadNetwork,
+    points: Sequence[Point],
+    *,
+    ids: Sequence[str] | None = None,
+    max_snap_m: float = 500.0,
+    cache: MatrixCache | None = None,
+) -> TravelMatrix:
+    """Directed travel durations (s) and distances (m) between ``(lon, lat)`` points, ``[from, to]``.
+
+    Raises :class:`routing.errors.SnapError` naming the point (by its id in ``ids``) when it is
+    farther than ``max_snap_m`` metres from any road of the network's profile.
+    """
+    array, labels = as_points(points, ids)
+    key = matrix_key(network, array, max_snap_m) if cache is not None else ""
+    if cache is not None and (hit := cache.get(key)) is not None:
+        return hit
+    matrix = matrix_from_snaps(network, snap_arrays(network, array, labels, max_snap_m=max_snap_m))
+    if cache is not None:
+        cache.put(key, matrix)
+    return matrix
+
+
+class MatrixProvider(Protocol):
+    """What Doorstep needs from a routing engine: matrices between points and road geometry."""
+
+    def matrix(self, points: Sequence[Point], *, ids: Sequence[str] | None = None) -> TravelMatrix: ...
+
+    def geometry(self, points: Sequence[Point]) -> LineString: ...
+
+
+class OsmnxMatrixProvider:
+    """:class:`MatrixProvider` over an OSM :class:`RoadNetwork` (scipy Dijkstra), with an optional cache."""
+
+    def __init__(self, network: RoadNetwork, cache: MatrixCache | None = None, *, max_snap_m: float = 500.0):
+        self.network = network
+        self.cache = cache
+        self.max_snap_m = max_snap_m
+
+    def matrix(self, points: Sequence[Point], *, ids: Sequence[str] | None = None) -> TravelMatrix:
+        return travel_matrix(self.network, points, ids=ids, max_snap_m=self.max_snap_m, cache=self.cache)
+
+    def geometry(self, points: Sequence[Point]) -> LineString:
+        return route_geometry(self.network, points, max_snap_m=self.max_snap_m)
