@@ -19,6 +19,9 @@ from shapely.ops import substring
 from routing.network import RoadNetwork
 from routing.snapping import Point, SnappedPoints, as_points, snap_arrays
 
+FRACTION_TOLERANCE = 1e-9
+"""Fractions along one edge closer than this are the same road position (as in the matrix)."""
+
 
 def _pair_index(network: RoadNetwork, u: NDArray[np.intp], v: NDArray[np.intp]) -> NDArray[np.intp]:
     """Pair index of each node step ``u -> v`` (pairs are sorted by ``(u, v)``)."""
@@ -59,10 +62,12 @@ def _leg_coords(
                 best, choice = cost, (x, y, row, node_y)
     pieces: list[NDArray[np.float64]] = [start]
     if snapped.pair[i] == snapped.pair[j]:
-        along = (fj - fi) * (snapped.exit_s[i, 0] + snapped.entry_s[i, 0]) if fj >= fi else (
-            (fi - fj) * (snapped.exit_s[i, 1] + snapped.entry_s[i, 1]) if np.isfinite(snapped.exit_s[i, 1])
-            else np.inf
-        )
+        edge_s = snapped.exit_s[i, 0] + snapped.entry_s[i, 0]
+        back_s = snapped.exit_s[i, 1] + snapped.entry_s[i, 1]  # inf on a one-way street
+        if fj >= fi - FRACTION_TOLERANCE:
+            along = abs(fj - fi) * edge_s
+        else:
+            along = (fi - fj) * back_s if np.isfinite(back_s) else np.inf
         if along <= best:
             choice = None
             pieces.append(shapely.get_coordinates(substring(edge_i, fi, fj, normalized=True)))

@@ -63,6 +63,9 @@ CHUNK_BYTES = 8 * 2**20
 ROW_CHUNK = 512
 """Points combined per step when assembling the point-to-point matrix."""
 
+FRACTION_TOLERANCE = 1e-9
+"""Fractions along one edge closer than this are the same road position."""
+
 
 def _distances_along_tree(pred: NDArray[np.int32], a: GraphArrays) -> NDArray[np.float64]:
     """Length (m) of the tree path from each chunk source to every node, from predecessor rows.
@@ -189,11 +192,13 @@ def _along_one_edge(
     edge_m = snapped.exit_m[ri, 0] + snapped.entry_m[ri, 0]
     back_s = snapped.exit_s[ri, 1] + snapped.entry_s[ri, 1]  # inf on a one-way street
     back_m = snapped.exit_m[ri, 1] + snapped.entry_m[ri, 1]
-    forward = fj >= fi
+    # Within rounding of each other counts as forward: two points projected to the same road
+    # position must not drive round the block on a one-way street.
+    forward = fj >= fi - FRACTION_TOLERANCE
     one_way = np.isinf(back_s)
     # 0 * inf would be NaN: give one-way streets a finite stand-in, then rule the trip out.
-    t = np.where(forward, (fj - fi) * edge_s, (fi - fj) * np.where(one_way, 0.0, back_s))
-    m = np.where(forward, (fj - fi) * edge_m, (fi - fj) * np.where(one_way, 0.0, back_m))
+    t = np.where(forward, np.abs(fj - fi) * edge_s, (fi - fj) * np.where(one_way, 0.0, back_s))
+    m = np.where(forward, np.abs(fj - fi) * edge_m, (fi - fj) * np.where(one_way, 0.0, back_m))
     t[~forward & one_way] = np.inf
     better = t < best_s[i, j]
     best_s[i[better], j[better]] = t[better]
