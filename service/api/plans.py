@@ -1,0 +1,268 @@
+"""``/v1/plans``: submit a problem, follow its solve, read, cancel and export the plan.
+
+Endpoints are plain ``def``: FastAPI runs them in its thread pool, so the checks that touch a
+road network (area, snapping) and the ``?wait=true`` polling never block the event loop.
+Solves themselves run in worker processes (:mod:`service.jobs`).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, HTTPException, Query, Response, status
+from fastapi.responses import JSONResponse
+
+from service import exports
+from service.api.deps import NetworksDep, RunnerDep, SettingsDep, StoreDep
+from service.api.errors import unprocessable
+from service.planning import check_request, plan_out, plan_summary_out, plan_url, stored_request
+from service.schemas import (
+    EXAMPLE_REQUEST,
+    PlanCreated,
+    PlanList,
+    PlanOut,
+    PlanRequest,
+    RouteDetail,
+    Status,
+)
+from service.store import PlanRow, Store
+
+router = APIRouter(prefix="/v1/plans", tags=["plans"])
+
+Responses = dict[int | str, dict[str, Any]]
+
+NOT_FOUND: Responses = {404: {"description": "No plan (or no route) with this id.", "content": {
+    "application/json": {"example": {"detail": 'no plan "5f0c6b8e..."'}}}}}
+NOT_READY: Responses = {409: {"description": "The plan has no routes yet (queued or solving), or failed.", "content": {
+    "application/json": {"example": {"detail": "plan 5f0c6b8e... is solving: its routes are ready when it is done"}}}}}
+INVALID: Responses = {422: {"description": "Bad input: every error names its field.", "content": {"application/json": {
+    "example": {"detail": [{"loc": ["body", "visits", 3, "time_windows", 0],
+                            "msg": 'Visit "v-4": time window: time window ends (09:00) before it starts (11:00)',
+                            "type": "ProblemError"}]}}}}}
+TOO_LARGE: Responses = {413: {"description": "The request body is over the server's size limit."}}
+
+_EXAMPLES = {
+    "network": {"summary": "Two home visits routed on the Helsinki road network", "value": EXAMPLE_REQUEST},
+    "matrices": {
+        "summary": "Caller-supplied matrices (depots, then visits)",
+        "value": {
+            "matrices": {
+                "drive": {
+                    "durations_s": [[0, 300, 420], [310, 0, 240], [400, 250, 0]],
+                    "distances_m": [[0, 2500, 3600], [2550, 0, 1900], [3500, 2000, 0]],
+                }
+            },
+            "depots": [{"id": "station", "location": [113.62, 34.75]}],
+            "vehicles": [{"id": "bus-1", "kind": "bus", "start_depot": "station",
+                          "shift": {"start": "08:00", "end": "29:00"}, "capacity": {"tubes": 200}}],
+            "visits": [
+                {"id": "plaza", "location": [113.63, 34.76], "people": 120, "setup_s": 600, "per_person_s": 20},
+                {"id": "school", "location": [113.64, 34.75], "people": 300, "per_person_s": 15,
+                 "time_windows": [{"start": "12:00", "end": "14:00"}]},
+            ],
+            "options": {"time_limit_s": 2},
+        },
+    },
+}
+
+
+def _get(store: Store, plan_id: str, *, document: bool = False, request: bool = False) -> PlanRow:
+    row = store.get(plan_id, document=document, request=request)
+    if row is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f'no plan "{plan_id}"')
+    return row
+
+
+def _document(store: Store, plan_id: str) -> tuple[PlanRow, dict[str, Any]]:
+    row = _get(store, plan_id, document=True, request=True)
+    if row.document is None:
+        if row.status in (Status.QUEUED, Status.SOLVING):
+            detail = f"plan {plan_id} is {row.status.value}: its routes are ready when it is done"
+        else:
+            detail = f"plan {plan_id} is {row.status.value} and has no routes"
+        raise HTTPException(status.HTTP_409_CONFLICT, detail)
+    return row, row.document
+
+
+def _route(store: Store, plan_id: str, vehicle_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    row, document = _document(store, plan_id)
+    for route in document.get("routes", []):
+        if route["vehicle_id"] == vehicle_id:
+            return document, route
+    vehicles = [v.get("id") for v in (row.request or {}).get("vehicles", [])]
+    if vehicle_id in vehicles:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f'vehicle "{vehicle_id}" has no visits in plan {plan_id}')
+    raise HTTPException(
+        status.HTTP_404_NOT_FOUND, f'plan {plan_id} has no vehicle "{vehicle_id}" (vehicles: {", ".join(vehicles)})'
+    )
+
+
+@router.post(
+    "",
+    operation_id="create_plan",
+    summary="Submit a problem to plan",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=PlanCreated,
+    responses={
+        200: {"model": PlanOut, "description": "With `?wait=true`: the solve finished in time."},
+        **INVALID,
+        **TOO_LARGE,
+        503: {"description": "The road network cannot be loaded."},
+    },
+)
+def create_plan(
+    request: Annotated[PlanRequest, Body(openapi_examples=_EXAMPLES)],
+    response: Response,
+    settings: SettingsDep,
+    store: StoreDep,
+    runner: RunnerDep,
+    networks: NetworksDep,
+    wait: Annotated[
+        bool,
+        Query(description="Answer when the solve is done (at most the time limit plus a margin), "
+              "for small problems; else 202 as without it."),
+    ] = False,
+) -> Any:
+    """Queue a solve of `request`; answer `202` with the plan's id and URL to poll.
+
+    Input is checked first (sizes, references, windows, locations inside the network and near a
+    road): bad input answers `422` naming the field. A visit no vehicle can serve is not bad
+    input: it is listed in the plan's `unassigned` with a reason.
+    """
+    limit = check_request(request, settings, networks)
+    row = store.create(
+        stored_request(request),
+        name=request.name,
+        time_limit_s=limit,
+        visits=len(request.visits),
+        vehicles=len(request.vehicles),
+    )
+    runner.submit(row.id)
+    url = plan_url(row.id)
+    if wait:
+        deadline = time.monotonic() + limit + settings.wait_grace_s
+        while time.monotonic() < deadline:
+            current = store.get(row.id, document=True)
+            if current is not None and current.status.is_final:
+                if current.error and current.error.get("type") == "input_error":
+                    return unprocessable(current.error.get("loc") or ["body"], current.error["msg"])
+                return JSONResponse(plan_out(current).model_dump(mode="json"), status_code=200,
+                                    headers={"Location": url})
+            time.sleep(0.1)
+    response.headers["Location"] = url
+    return PlanCreated(id=row.id, status=Status.QUEUED, url=url)
+
+
+@router.get("", operation_id="list_plans", summary="List plans, newest first", response_model=PlanList)
+def list_plans(
+    store: StoreDep,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    status_: Annotated[Status | None, Query(alias="status", description="Only plans in this status.")] = None,
+) -> PlanList:
+    rows, count = store.page(offset=offset, limit=limit, status=status_)
+    return PlanList(data=[plan_summary_out(r) for r in rows], count=count, offset=offset, limit=limit)
+
+
+@router.get(
+    "/{plan_id}.geojson",
+    operation_id="export_plan_geojson",
+    summary="The plan as GeoJSON (routes and stops)",
+    response_class=JSONResponse,
+    responses={200: {"content": {"application/geo+json": {"example": {"type": "FeatureCollection", "features": []}}}},
+               **NOT_FOUND, **NOT_READY},
+)
+def export_plan_geojson(plan_id: str, store: StoreDep) -> JSONResponse:
+    _, document = _document(store, plan_id)
+    return JSONResponse(exports.plan_geojson(document), media_type="application/geo+json")
+
+
+@router.get(
+    "/{plan_id}",
+    operation_id="get_plan",
+    summary="A plan: status, progress while solving, routes when done",
+    response_model=PlanOut,
+    responses={**NOT_FOUND},
+)
+def get_plan(plan_id: str, store: StoreDep) -> PlanOut:
+    return plan_out(_get(store, plan_id, document=True))
+
+
+@router.delete(
+    "/{plan_id}",
+    operation_id="cancel_plan",
+    summary="Cancel a queued or running solve (the best plan so far is kept)",
+    response_model=PlanOut,
+    responses={**NOT_FOUND, 409: {"description": "The solve has already finished.", "content": {
+        "application/json": {"example": {"detail": "plan 5f0c6b8e... is already done: nothing to cancel"}}}}},
+)
+def cancel_plan(plan_id: str, store: StoreDep, runner: RunnerDep) -> PlanOut:
+    """A queued plan is cancelled at once. A solving one stops within about a second and keeps
+    the best plan found so far (`status` becomes `cancelled`; poll for it)."""
+    row = _get(store, plan_id)
+    if row.status.is_final:
+        detail = f"plan {plan_id} is already {row.status.value}: nothing to cancel"
+        raise HTTPException(status.HTTP_409_CONFLICT, detail)
+    store.request_cancel(plan_id)
+    runner.cancel(plan_id)
+    return plan_out(_get(store, plan_id, document=True))
+
+
+_ROUTE_RESPONSES: Responses = {**NOT_FOUND, **NOT_READY}
+
+
+@router.get(
+    "/{plan_id}/routes/{vehicle_id}.csv",
+    operation_id="export_route_csv",
+    summary="One crew's stop list as CSV",
+    response_class=Response,
+    responses={200: {"content": {"text/csv": {"example": "seq,kind,id,arrival,...\n1,visit,v-1,09:00,...\n"}}},
+               **_ROUTE_RESPONSES},
+)
+def export_route_csv(plan_id: str, vehicle_id: str, store: StoreDep) -> Response:
+    document, _ = _route(store, plan_id, vehicle_id)
+    return Response(exports.route_csv(document, vehicle_id), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{_filename(vehicle_id)}.csv"'})
+
+
+@router.get(
+    "/{plan_id}/routes/{vehicle_id}.gpx",
+    operation_id="export_route_gpx",
+    summary="One crew's route as GPX (for navigation apps)",
+    response_class=Response,
+    responses={200: {"content": {"application/gpx+xml": {"example": '<gpx version="1.1">...</gpx>'}}},
+               **_ROUTE_RESPONSES},
+)
+def export_route_gpx(plan_id: str, vehicle_id: str, store: StoreDep) -> Response:
+    document, _ = _route(store, plan_id, vehicle_id)
+    return Response(exports.route_gpx(document, vehicle_id), media_type="application/gpx+xml",
+                    headers={"Content-Disposition": f'attachment; filename="{_filename(vehicle_id)}.gpx"'})
+
+
+@router.get(
+    "/{plan_id}/routes/{vehicle_id}.html",
+    operation_id="export_route_html",
+    summary="One crew's printable stop list",
+    response_class=Response,
+    responses={200: {"content": {"text/html": {"example": "<!doctype html>..."}}}, **_ROUTE_RESPONSES},
+)
+def export_route_html(plan_id: str, vehicle_id: str, store: StoreDep) -> Response:
+    document, _ = _route(store, plan_id, vehicle_id)
+    return Response(exports.route_html(document, vehicle_id), media_type="text/html; charset=utf-8")
+
+
+@router.get(
+    "/{plan_id}/routes/{vehicle_id}",
+    operation_id="get_route",
+    summary="One crew's ordered stop list",
+    response_model=RouteDetail,
+    responses=_ROUTE_RESPONSES,
+)
+def get_route(plan_id: str, vehicle_id: str, store: StoreDep) -> RouteDetail:
+    _, route = _route(store, plan_id, vehicle_id)
+    return RouteDetail.model_validate({"plan_id": plan_id, **route})
+
+
+def _filename(vehicle_id: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in vehicle_id) or "route"

@@ -1,0 +1,458 @@
+"""Background solves: a small :class:`JobRunner` interface and its local implementation.
+
+:class:`LocalProcessRunner` starts ``settings.workers`` solver processes (multiprocessing
+*spawn*, non-daemonic: the solver starts its own engine subprocesses). The database is the
+queue: each worker claims the oldest queued job atomically (:meth:`Store.claim`), computes the
+travel matrices on the job's network (loaded once per process), solves, and stores the plan
+document. While solving it beats a heartbeat and reads the job's cancel flag twice a second, so
+``DELETE /v1/plans/{id}`` stops the solve within a second and keeps the best plan so far.
+
+A supervisor thread in the API process (no CPU work) restarts dead workers, re-queues the jobs
+of workers that died or went silent (``stale_after_s``; failed after ``max_attempts``), and
+kills a solve that overruns its time limit by ``hard_limit_grace_s``. On shutdown, workers stop
+their solves and put the jobs back in the queue, so a restart loses nothing.
+
+A multi-machine pool (Celery/Redis) is another :class:`JobRunner`; the API only calls
+``submit`` and ``cancel``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import logging
+import multiprocessing
+import os
+import signal
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from multiprocessing.context import SpawnProcess
+from typing import Any, Protocol
+
+from routing.errors import NetworkError, ProblemError
+from routing.model import TravelMatrix
+from service.config import Settings
+from service.networks import NetworkRegistry
+from service.schemas import (
+    PlanRequest,
+    Status,
+    addresses_of,
+    error_loc,
+    plan_document,
+    to_problem,
+)
+from service.store import ClaimedJob, Store
+
+log = logging.getLogger(__name__)
+
+
+class JobRunner(Protocol):
+    """Runs solves in the background. The API calls ``submit`` after storing a queued plan and
+    ``cancel`` after flagging one; ``start``/``stop`` bracket the app's lifespan."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def submit(self, plan_id: str) -> None: ...
+
+    def cancel(self, plan_id: str) -> None: ...
+
+    def health(self) -> dict[str, str]: ...
+
+
+# -- worker process ----------------------------------------------------------------------------------
+
+
+def import_function(path: str) -> Callable[..., Any]:
+    """``"package.module:function"`` -> the function."""
+    module, _, name = path.partition(":")
+    function = getattr(importlib.import_module(module), name)
+    if not callable(function):
+        raise TypeError(f"{path} is not callable")
+    return function
+
+
+def worker_id_for(pid: int) -> str:
+    return f"{socket.gethostname()}:{pid}"
+
+
+class _Monitor:
+    """Heartbeat and cancel flag of one job, refreshed by a thread and on demand by ``should_stop``."""
+
+    def __init__(self, store: Store, job: ClaimedJob, worker_id: str, interval_s: float, shutdown: threading.Event):
+        self.store = store
+        self.job = job
+        self.worker_id = worker_id
+        self.interval_s = interval_s
+        self.shutdown = shutdown
+        self.cancelled = threading.Event()
+        self._lock = threading.Lock()
+        self._checked = 0.0
+        self._progress: dict[str, Any] | None = None
+        self._progress_saved = 0.0
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"heartbeat-{job.plan_id}", daemon=True)
+
+    def __enter__(self) -> _Monitor:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._done.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._done.wait(self.interval_s):
+            self.check()
+
+    def check(self) -> None:
+        with self._lock:
+            self._checked = time.monotonic()
+            try:
+                if not self.store.heartbeat(self.job.plan_id, self.worker_id):
+                    self.cancelled.set()
+            except Exception:  # a database hiccup must not kill the solve
+                log.warning("heartbeat of plan %s failed", self.job.plan_id, exc_info=True)
+
+    def should_stop(self) -> bool:
+        if time.monotonic() - self._checked > 2 * self.interval_s:  # the thread is starved
+            self.check()
+        return self.cancelled.is_set() or self.shutdown.is_set()
+
+    def on_progress(self, progress: Any) -> None:
+        self._progress = progress_dict(progress)
+        now = time.monotonic()
+        if now - self._progress_saved >= 0.5:
+            self._progress_saved = now
+            try:
+                self.store.save_progress(self.job.plan_id, self.worker_id, self._progress)
+            except Exception:
+                log.warning("progress of plan %s not saved", self.job.plan_id, exc_info=True)
+
+    @property
+    def progress(self) -> dict[str, Any] | None:
+        return self._progress
+
+
+def progress_dict(progress: Any) -> dict[str, Any]:
+    """The stored form of a solver ``Progress`` (its routes are left out: the plan has them)."""
+    out: dict[str, Any] = {}
+    for name in ("elapsed_s", "cost", "vehicles", "assigned", "engine"):
+        value = getattr(progress, name, None)
+        if isinstance(value, float):
+            value = round(value, 3)
+        out[name] = value
+    return out
+
+
+def network_matrices(
+    request: PlanRequest, registry: NetworkRegistry
+) -> tuple[dict[str, TravelMatrix], Callable[[str, list[tuple[float, float]]], list[list[float]] | None]]:
+    """Travel matrices of a network-backed request, per profile, and a route-geometry function."""
+    from routing.matrix import route_geometry, travel_matrix
+
+    name = registry.resolve(request.network)
+    points = [(site.location[0], site.location[1]) for site in request.sites]
+    ids = [site.id for site in request.sites]
+    matrices: dict[str, TravelMatrix] = {}
+    for profile in request.profiles:
+        network = registry.get(name, profile)
+        try:
+            matrix = travel_matrix(network, points, ids=ids, max_snap_m=registry.settings.max_snap_m)
+        except ProblemError as error:
+            raise site_error(error, request) from None
+        matrices[profile] = TravelMatrix(matrix.durations_s, matrix.distances_m)
+    profiles = {v.id: v.profile for v in request.vehicles}
+
+    def geometry(vehicle_id: str, route_points: list[tuple[float, float]]) -> list[list[float]] | None:
+        try:
+            line = route_geometry(registry.get(name, profiles[vehicle_id]), route_points)
+        except Exception:
+            log.warning("no geometry for vehicle %s", vehicle_id, exc_info=True)
+            return None
+        return [[float(x), float(y)] for x, y, *_ in line.coords]
+
+    return matrices, geometry
+
+
+def site_error(error: ProblemError, request: PlanRequest) -> ProblemError:
+    """A snapping error (path ``(site id,)``) re-pointed at the request field of that site."""
+    if len(error.path) == 1 and isinstance(error.path[0], str):
+        site_id = error.path[0]
+        where: dict[str, tuple[str, int]] = {d.id: ("depots", i) for i, d in enumerate(request.depots)}
+        where.update({v.id: ("visits", i) for i, v in enumerate(request.visits)})
+        if site_id in where:
+            kind, index = where[site_id]
+            return type(error)(str(error), path=(kind, index, "location"))
+    return error
+
+
+def run_job(
+    job: ClaimedJob,
+    *,
+    store: Store,
+    worker_id: str,
+    settings: Settings,
+    registry: NetworkRegistry,
+    solve: Callable[..., Any],
+    shutdown: threading.Event,
+) -> None:
+    """Solve one claimed job and store its outcome (or put it back in the queue on shutdown)."""
+    plan_id = job.plan_id
+    interval = min(settings.heartbeat_s, 0.4)
+    with _Monitor(store, job, worker_id, interval, shutdown) as monitor:
+        try:
+            request = PlanRequest.model_validate(job.request)
+            geometry: Callable[[str, list[tuple[float, float]]], list[list[float]] | None] | None = None
+            matrices: Mapping[str, TravelMatrix] | None = None
+            if request.matrices is None:
+                matrices, geometry = network_matrices(request, registry)
+            problem = to_problem(request, matrices)
+            if shutdown.is_set() and not monitor.cancelled.is_set():
+                store.release(plan_id, worker_id)
+                return
+            if monitor.should_stop():
+                store.finish(plan_id, worker_id, document=None)
+                return
+            started = time.monotonic()
+            plan = solve(
+                problem,
+                time_limit_s=job.time_limit_s,
+                seed=request.options.seed,
+                engine=request.options.engine,
+                on_progress=monitor.on_progress,
+                should_stop=monitor.should_stop,
+            )
+            if shutdown.is_set() and not monitor.cancelled.is_set():
+                log.info("plan %s: put back in the queue (worker shutting down)", plan_id)
+                store.release(plan_id, worker_id)
+                return
+            geometries = None
+            if geometry is not None:
+                geometries = {}
+                for route in plan.used_routes:
+                    line = geometry(route.vehicle_id, [step.location for step in route.steps])
+                    if line:
+                        geometries[route.vehicle_id] = line
+            document = plan_document(problem, plan, geometries, addresses=addresses_of(request))
+            final = dict(monitor.progress or {})
+            final.update(
+                elapsed_s=round(time.monotonic() - started, 3),
+                cost=document["summary"].get("cost"),
+                vehicles=document["summary"].get("vehicles_used"),
+                assigned=document["summary"].get("visits_assigned"),
+                engine=document["summary"].get("engine") or final.get("engine"),
+            )
+            status = store.finish(plan_id, worker_id, document=document, progress=final)
+            log.info("plan %s: %s in %.1f s", plan_id, status, time.monotonic() - started)
+        except ProblemError as error:
+            store.finish(
+                plan_id, worker_id, error={"type": "input_error", "msg": str(error), "loc": error_loc(error)}
+            )
+        except NetworkError as error:
+            log.error("plan %s: network error: %s", plan_id, error)
+            store.finish(plan_id, worker_id, error={"type": "network_error", "msg": str(error), "loc": None})
+        except Exception:
+            log.exception("plan %s: the solve failed", plan_id)
+            store.finish(
+                plan_id,
+                worker_id,
+                error={
+                    "type": "internal",
+                    "msg": f"the solve failed on the server; quote plan {plan_id} to its operators",
+                    "loc": None,
+                },
+            )
+
+
+def worker_main(settings_json: str, stop: Any, wake: Any) -> None:
+    """Entry point of a worker process: claim, solve, repeat until ``stop`` is set."""
+    settings = Settings.model_validate_json(settings_json)
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(processName)s %(name)s: %(message)s")
+    shutdown = threading.Event()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent decides
+    signal.signal(signal.SIGTERM, lambda *_: shutdown.set())
+
+    def watch_stop() -> None:
+        stop.wait()
+        shutdown.set()
+
+    threading.Thread(target=watch_stop, daemon=True).start()
+    store = Store.from_url(settings.resolved_database_url)
+    registry = NetworkRegistry(settings)
+    solve = import_function(settings.solve_function)
+    worker_id = worker_id_for(os.getpid())
+    log.info("worker %s ready", worker_id)
+    try:
+        while not shutdown.is_set():
+            try:
+                job = store.claim(worker_id)
+            except Exception:
+                log.warning("claiming a job failed", exc_info=True)
+                job = None
+            if job is None:
+                wake.wait(settings.poll_s)
+                wake.clear()
+                continue
+            run_job(
+                job,
+                store=store,
+                worker_id=worker_id,
+                settings=settings,
+                registry=registry,
+                solve=solve,
+                shutdown=shutdown,
+            )
+    finally:
+        store.close()
+
+
+# -- the runner in the API process ---------------------------------------------------------------------
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class LocalProcessRunner:
+    """``settings.workers`` solver processes on this machine, supervised by a thread."""
+
+    def __init__(self, settings: Settings, store: Store) -> None:
+        self.settings = settings
+        self.store = store
+        self._context = multiprocessing.get_context("spawn")
+        self._stop = self._context.Event()
+        self._wake = self._context.Event()
+        self._processes: list[SpawnProcess] = []
+        self._supervisor: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._token = uuid.uuid4().hex[:8]
+
+    # JobRunner --------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._recover_dead_local_workers()
+        for _ in range(self.settings.workers):
+            self._processes.append(self._spawn())
+        self._supervisor = threading.Thread(target=self._supervise, name="job-supervisor", daemon=True)
+        self._supervisor.start()
+
+    def submit(self, plan_id: str) -> None:
+        self._wake.set()
+
+    def cancel(self, plan_id: str) -> None:
+        """The store holds the cancel flag; workers read it twice a second. Nothing else to do here."""
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        self._stopping.set()
+        self._stop.set()
+        self._wake.set()
+        if self._supervisor is not None:
+            self._supervisor.join(timeout=5)
+        deadline = time.monotonic() + timeout_s
+        for process in self._processes:
+            process.join(timeout=max(0.1, deadline - time.monotonic()))
+        dead: set[str] = set()
+        for process in self._processes:
+            if process.is_alive():
+                log.warning("worker %s did not stop in %.0f s: killing it", process.pid, timeout_s)
+                process.kill()
+                process.join(timeout=5)
+            if process.pid is not None:
+                dead.add(worker_id_for(process.pid))
+        self._processes.clear()
+        if dead:
+            self.store.recover(
+                stale_after_s=self.settings.stale_after_s,
+                max_attempts=self.settings.max_attempts,
+                dead_workers=frozenset(dead),
+            )
+
+    def health(self) -> dict[str, str]:
+        if self.settings.workers == 0:
+            return {"workers": "none (external runner)"}
+        alive = sum(1 for p in self._processes if p.is_alive())
+        return {"workers": f"{alive}/{self.settings.workers} alive"}
+
+    # internals --------------------------------------------------------------------------------------
+
+    def _spawn(self) -> SpawnProcess:
+        process = self._context.Process(
+            target=worker_main,
+            args=(self.settings.model_dump_json(), self._stop, self._wake),
+            name=f"doorstep-worker-{self._token}",
+            daemon=False,
+        )
+        process.start()
+        log.info("started worker process %s", process.pid)
+        return process
+
+    def _recover_dead_local_workers(self) -> None:
+        """At start: jobs held by workers of this host whose process is gone go back at once."""
+        host = socket.gethostname()
+        solving = [r for r in self.store.page(limit=10_000, status=Status.SOLVING)[0] if r.worker_id]
+        dead = frozenset(
+            r.worker_id
+            for r in solving
+            if r.worker_id
+            and r.worker_id.rsplit(":", 1)[0] == host
+            and not _pid_alive(int(r.worker_id.rsplit(":", 1)[1]))
+        )
+        recovery = self.store.recover(
+            stale_after_s=self.settings.stale_after_s,
+            max_attempts=self.settings.max_attempts,
+            dead_workers=dead,
+        )
+        if recovery.requeued or recovery.failed:
+            log.warning("recovered interrupted solves: requeued %s, gave up %s", recovery.requeued, recovery.failed)
+
+    def _supervise(self) -> None:
+        while not self._stopping.wait(1.0):
+            try:
+                self._supervise_once()
+            except Exception:
+                log.exception("job supervision failed")
+
+    def _supervise_once(self) -> None:
+        dead: set[str] = set()
+        with self._lock:
+            for i, process in enumerate(self._processes):
+                if not process.is_alive() and not self._stopping.is_set():
+                    log.error("worker %s exited (code %s): restarting it", process.pid, process.exitcode)
+                    if process.pid is not None:
+                        dead.add(worker_id_for(process.pid))
+                    self._processes[i] = self._spawn()
+        self.store.recover(
+            stale_after_s=self.settings.stale_after_s,
+            max_attempts=self.settings.max_attempts,
+            dead_workers=frozenset(dead),
+        )
+        local = {worker_id_for(p.pid): p for p in self._processes if p.pid is not None}
+        for plan_id, worker_id in self.store.overdue(grace_s=self.settings.hard_limit_grace_s):
+            if worker_id not in local:
+                continue  # another machine's worker: its own supervisor enforces the limit
+            process = local[worker_id]
+            log.error("plan %s overran its time limit: killing worker %s", plan_id, process.pid)
+            self.store.fail(
+                plan_id,
+                {
+                    "type": "timeout",
+                    "msg": "the solve overran its time limit and was stopped",
+                    "loc": None,
+                },
+            )
+            process.kill()
+            with contextlib.suppress(Exception):
+                process.join(timeout=5)
+

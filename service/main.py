@@ -1,0 +1,62 @@
+"""The application: ``create_app()`` assembles it; the lifespan opens the database (and migrates
+it), loads the road networks and starts the background solvers."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from starlette.concurrency import run_in_threadpool
+
+from service.api import errors, health, matrix, networks, plans
+from service.config import Settings, get_settings
+from service.jobs import JobRunner, LocalProcessRunner
+from service.networks import NetworkRegistry
+from service.schemas import CONVENTIONS
+from service.store import Store, migrate
+
+log = logging.getLogger("service")
+
+
+def create_app(settings: Settings | None = None, *, runner: JobRunner | None = None) -> FastAPI:
+    """The Doorstep API. ``runner`` replaces the local worker processes (e.g. a Celery pool)."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        logging.getLogger("service").setLevel(settings.log_level)
+        store = Store.from_url(settings.resolved_database_url)
+        await run_in_threadpool(migrate, store.engine)
+        registry = NetworkRegistry(settings)
+        await run_in_threadpool(registry.load_all)
+        job_runner = runner or LocalProcessRunner(settings, store)
+        await run_in_threadpool(job_runner.start)
+        app.state.settings, app.state.store, app.state.networks, app.state.runner = (
+            settings, store, registry, job_runner
+        )
+        try:
+            yield
+        finally:
+            await run_in_threadpool(job_runner.stop)
+            store.close()
+
+    app = FastAPI(
+        title="Doorstep",
+        version="1",
+        summary="Routes for mobile sampling buses and home-visit teams.",
+        description=CONVENTIONS,
+        lifespan=lifespan,
+    )
+    errors.install(app)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"], allow_headers=["*"]
+        )
+    app.add_middleware(errors.BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(errors.RequestIdMiddleware)
+    for router in (plans.router, matrix.router, networks.router, health.router):
+        app.include_router(router)
+    return app
