@@ -19,8 +19,9 @@ unassigned visit with a reason in the plan.
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
 from types import MappingProxyType
@@ -34,11 +35,39 @@ Location = tuple[float, float]
 """``(lon, lat)`` in degrees."""
 
 DAY_S = 24 * 3600
-HORIZON_S = 3 * DAY_S
-"""Latest time any window may end: shifts run past midnight (08:00 to 05:00 next day)."""
+HORIZON_S = 7 * DAY_S
+"""Latest time any window may end: shifts run past midnight (08:00 to 05:00 next day), and
+multi-day rounds fit; a bound keeps integer engine arithmetic far from overflow."""
 
 POOL_SIZE = 10
 """People whose swabs share one tube when samples are pooled (10-in-1)."""
+
+
+class Amounts(Mapping[str, int]):
+    """An immutable, hashable, picklable mapping of capacity dimension -> whole amount."""
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items: Mapping[str, int] | Iterable[tuple[str, int]] = ()) -> None:
+        self._items: dict[str, int] = dict(sorted(dict(items).items()))
+
+    def __getitem__(self, key: str) -> int:
+        return self._items[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __hash__(self) -> int:
+        return hash(tuple(self._items.items()))
+
+    def __repr__(self) -> str:
+        return f"Amounts({self._items})"
+
+    def __reduce__(self) -> tuple[type[Amounts], tuple[dict[str, int]]]:
+        return (Amounts, (self._items,))
 
 
 def swab_tubes(people: int, *, pooled: bool = True) -> int:
@@ -80,7 +109,7 @@ def _check_id(value: str, kind: str) -> None:
         raise ProblemError(f"{kind} id must be a non-empty string, got {value!r}", path=("id",))
 
 
-def _clock(seconds: int) -> str:
+def format_clock(seconds: int) -> str:
     day, rest = divmod(int(seconds), DAY_S)
     text = f"{rest // 3600:02d}:{rest % 3600 // 60:02d}"
     return text if day == 0 else f"{text}+{day}d"
@@ -98,16 +127,16 @@ class TimeWindow:
             raise ProblemError(f"time window starts before midnight ({self.start_s} s)")
         if self.end_s < self.start_s:
             raise ProblemError(
-                f"time window ends ({_clock(self.end_s)}) before it starts ({_clock(self.start_s)})"
+                f"time window ends ({format_clock(self.end_s)}) before it starts ({format_clock(self.start_s)})"
             )
         if self.end_s > HORIZON_S:
-            raise ProblemError(f"time window ends after the 72 h horizon ({self.end_s} s)")
+            raise ProblemError(f"time window ends after the 7-day horizon ({self.end_s} s)")
 
     def __contains__(self, t: float) -> bool:
         return self.start_s <= t <= self.end_s
 
     def __str__(self) -> str:
-        return f"{_clock(self.start_s)}-{_clock(self.end_s)}"
+        return f"{format_clock(self.start_s)}-{format_clock(self.end_s)}"
 
 
 ANY_TIME = TimeWindow(0, HORIZON_S)
@@ -152,7 +181,7 @@ def _frozen_demand(demand: Mapping[str, int], where: str) -> Mapping[str, int]:
             raise ProblemError(
                 f'{where}: "{dim}" must be a whole number >= 0, got {amount}', path=(dim,)
             )
-    return MappingProxyType({k: int(v) for k, v in sorted(demand.items())})
+    return Amounts({k: int(v) for k, v in demand.items()})
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,7 +219,7 @@ class Visit:
             if int(value) != value or value < 0:
                 raise ProblemError(f"{where}: {name} must be a whole number >= 0, got {value}", path=(name,))
         windows = tuple(sorted(self.time_windows, key=lambda w: w.start_s))
-        for earlier, later in zip(windows, windows[1:], strict=False):
+        for earlier, later in itertools.pairwise(windows):
             if later.start_s <= earlier.end_s:
                 raise ProblemError(
                     f"{where}: time windows {earlier} and {later} overlap; merge them",
@@ -332,7 +361,7 @@ class Problem:
     inconsistency, naming the object and field.
     """
 
-    __slots__ = ("depots", "vehicles", "visits", "matrices", "objective", "_site_index")
+    __slots__ = ("_site_index", "depots", "matrices", "objective", "vehicles", "visits")
 
     def __init__(
         self,
@@ -357,7 +386,8 @@ class Problem:
         if not self.vehicles:
             raise ProblemError("a problem needs at least one vehicle", path=("vehicles",))
         seen: dict[str, str] = {}
-        for kind, objects in (("depots", self.depots), ("visits", self.visits)):
+        groups: tuple[tuple[str, tuple[Depot | Visit, ...]], ...] = (("depots", self.depots), ("visits", self.visits))
+        for kind, objects in groups:
             for i, obj in enumerate(objects):
                 if obj.id in seen:
                     raise ProblemError(
@@ -425,8 +455,25 @@ class Problem:
         """Every capacity dimension any visit consumes, sorted."""
         return tuple(sorted({dim for visit in self.visits for dim in visit.demand}))
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # Engines run in other processes; rebuilding re-validates, which is cheap.
+        return (
+            _rebuild_problem,
+            (self.depots, self.vehicles, self.visits, dict(self.matrices), self.objective),
+        )
+
     def __repr__(self) -> str:
         return (
             f"Problem({len(self.depots)} depots, {len(self.vehicles)} vehicles, "
             f"{len(self.visits)} visits, profiles {sorted(self.matrices)})"
         )
+
+
+def _rebuild_problem(
+    depots: tuple[Depot, ...],
+    vehicles: tuple[Vehicle, ...],
+    visits: tuple[Visit, ...],
+    matrices: dict[str, TravelMatrix],
+    objective: Objective,
+) -> Problem:
+    return Problem(depots=depots, vehicles=vehicles, visits=visits, matrices=matrices, objective=objective)

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from types import MappingProxyType
 from typing import Any
 
 
@@ -184,7 +183,7 @@ class Plan:
     cost: float
     engine: str = ""
     solve_s: float = 0.0
-    stats: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    stats: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def is_feasible(self) -> bool:

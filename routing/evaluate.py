@@ -1,0 +1,333 @@
+"""The independent evaluator: schedules and checks any order of steps per vehicle.
+
+It shares no code with the engines' models. Given a problem and, per vehicle, an ordered list
+of visit ids (and break ids where a break is taken), it recomputes arrival, waiting, service
+and departure times, loads and cumulative distance, and lists every rule the order breaks.
+Engines hand it their sequences and the plan's schedule is what it computes, so a plan's ETAs
+and its feasibility verdict come from one place. Dispatchers use it as "plan mode" to check a
+hand-made order before sending it.
+
+Schedule rules (what every engine must model the same way):
+
+- a vehicle leaves its start depot as late as possible without making anything later than the
+  earliest schedule (no pointless waiting at the first door), never before its shift starts;
+- travel takes ``duration / speed_factor``; service starts at the earliest opening of the first
+  window that has not closed on arrival; arriving after every window has closed is ``late``;
+- a break listed between two sites starts when its window opens or the vehicle is free, whichever
+  is later; the vehicle drives as far as it can before it (a break may interrupt a drive but
+  never a service);
+- a break the route does not list is required when it can be taken neither before the route
+  starts nor after it ends;
+- an open-ended route ends when its last service ends; the shift must cover the whole route;
+- loads are cumulative per dimension; a dimension the vehicle does not list is unlimited.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from routing.errors import UnknownReferenceError
+from routing.model import Amounts, Break, Problem, Vehicle, Visit, format_clock
+from routing.plan import Route, Step, StepKind, Violation, ViolationKind
+
+OPEN_END_ID = "open-end"
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    """Scheduled routes (one per vehicle of the problem), violations, and the objective."""
+
+    routes: tuple[Route, ...]
+    violations: tuple[Violation, ...]
+    missing: tuple[str, ...]
+    """Visit ids in no route."""
+    travel_cost: float
+    penalty: float
+
+    @property
+    def feasible(self) -> bool:
+        return not self.violations
+
+    @property
+    def cost(self) -> float:
+        return self.travel_cost + self.penalty
+
+    @property
+    def vehicles_used(self) -> int:
+        return sum(1 for r in self.routes if r.is_used)
+
+
+def evaluate(problem: Problem, routes: Mapping[str, Sequence[str]]) -> Evaluation:
+    """Schedule and check ``routes`` (vehicle id -> ordered visit and break ids).
+
+    Vehicles not in ``routes`` stay at their depot. Raises :class:`UnknownReferenceError` for a
+    vehicle, visit or break id the problem does not have: that is bad input, not a violation.
+    """
+    vehicle_ids = {v.id for v in problem.vehicles}
+    for vehicle_id in routes:
+        if vehicle_id not in vehicle_ids:
+            raise UnknownReferenceError(
+                f'route for "{vehicle_id}": not a vehicle of this problem', path=("routes", vehicle_id)
+            )
+    seen: dict[str, str] = {}
+    scheduled: list[Route] = []
+    violations: list[Violation] = []
+    for vehicle in problem.vehicles:
+        sequence = list(routes.get(vehicle.id, ()))
+        for step_id in sequence:
+            if step_id in seen and not _is_break(vehicle, step_id):
+                violations.append(
+                    Violation(
+                        vehicle.id,
+                        ViolationKind.DUPLICATE_VISIT,
+                        step_id,
+                        f'Visit "{step_id}" is already in the route of "{seen[step_id]}"',
+                    )
+                )
+            elif not _is_break(vehicle, step_id):
+                seen[step_id] = vehicle.id
+        route, route_violations = _schedule_route(problem, vehicle, sequence)
+        scheduled.append(route)
+        violations.extend(route_violations)
+    missing = tuple(v.id for v in problem.visits if v.id not in seen)
+    penalty = sum(problem.objective.penalty_of(problem.visit(vid)) for vid in missing)
+    return Evaluation(
+        routes=tuple(scheduled),
+        violations=tuple(violations),
+        missing=missing,
+        travel_cost=sum(r.cost for r in scheduled),
+        penalty=penalty,
+    )
+
+
+def _is_break(vehicle: Vehicle, step_id: str) -> bool:
+    return any(b.id == step_id for b in vehicle.breaks)
+
+
+def _schedule_route(problem: Problem, vehicle: Vehicle, sequence: list[str]) -> tuple[Route, list[Violation]]:
+    breaks = {b.id: b for b in vehicle.breaks}
+    for step_id in sequence:
+        if step_id not in breaks:
+            problem.visit(step_id)  # raises UnknownReferenceError for an id that is not a visit
+    if not any(step_id not in breaks for step_id in sequence):
+        # An unused vehicle stays at its depot: nothing to check, nothing to pay.
+        start = _idle_step(problem, vehicle, StepKind.START)
+        end = _idle_step(problem, vehicle, StepKind.END)
+        return Route(vehicle.id, (start, end), 0.0), []
+    # First pass from the shift start, to learn how late the vehicle can leave for free.
+    _, _, slack_s = _forward(problem, vehicle, sequence, vehicle.shift.start_s, breaks)
+    steps, violations, _ = _forward(problem, vehicle, sequence, vehicle.shift.start_s + slack_s, breaks)
+    violations.extend(_route_level_violations(vehicle, steps, sequence))
+    travel_s, distance_m = steps[-1].travel_s, steps[-1].distance_m
+    objective = problem.objective
+    cost = (
+        vehicle.fixed_cost
+        + objective.duration_cost_per_s * travel_s
+        + objective.distance_cost_per_m * distance_m
+    )
+    return Route(vehicle.id, tuple(steps), cost), violations
+
+
+def _idle_step(problem: Problem, vehicle: Vehicle, kind: StepKind) -> Step:
+    depot_id = vehicle.start_depot if kind is StepKind.START else (vehicle.end_depot or vehicle.start_depot)
+    location = problem.sites[problem.site_index(depot_id)].location
+    t = float(vehicle.shift.start_s)
+    return Step(kind, depot_id, location, t, 0.0, t, 0.0, t, Amounts(), 0.0, 0.0)
+
+
+class _Walker:
+    """Mutable state of one forward pass along a route."""
+
+    def __init__(self, problem: Problem, vehicle: Vehicle, departure_s: float) -> None:
+        matrix = problem.matrices[vehicle.profile]
+        self.durations = matrix.durations_s
+        self.distances = matrix.distances_m
+        self.speed = vehicle.speed_factor
+        self.vehicle = vehicle
+        self.problem = problem
+        self.t = departure_s
+        self.site = problem.site_index(vehicle.start_depot)
+        self.distance_m = 0.0
+        self.travel_s = 0.0
+        self.wait_total_s = 0.0
+        self.slack_s = float("inf")
+        self.load: dict[str, int] = {}
+        self.steps: list[Step] = []
+        self.violations: list[Violation] = []
+
+    def location(self, site: int) -> tuple[float, float]:
+        return self.problem.sites[site].location
+
+    def add(self, kind: StepKind, step_id: str, site: int, arrival: float, start: float, service: float) -> None:
+        wait = start - arrival
+        self.wait_total_s += wait
+        self.steps.append(
+            Step(
+                kind,
+                step_id,
+                self.location(site),
+                arrival,
+                wait,
+                start,
+                service,
+                start + service,
+                Amounts(self.load),
+                self.distance_m,
+                self.travel_s,
+            )
+        )
+        self.t = start + service
+
+    def note_latest(self, latest_s: float, start_s: float) -> None:
+        # Savelsbergh's forward slack: leaving later by d keeps this step on time while
+        # d <= waiting absorbed so far + (latest - start).
+        self.slack_s = min(self.slack_s, self.wait_total_s + (latest_s - start_s))
+
+    def travel_to(self, site: int, pending: list[Break], target_id: str) -> float:
+        """Drive to ``site`` taking ``pending`` breaks on the way; return the arrival time."""
+        duration = float(self.durations[self.site, site])
+        distance = float(self.distances[self.site, site])
+        if duration == float("inf") or distance == float("inf"):
+            self.violations.append(
+                Violation(
+                    self.vehicle.id,
+                    ViolationKind.NO_PATH,
+                    target_id,
+                    f'no {self.vehicle.profile} path from "{self.problem.sites[self.site].id}" to "{target_id}"',
+                )
+            )
+            duration = distance = 0.0
+        drive_left = duration / self.speed
+        for brk in pending:
+            free = self.t
+            start = max(free, float(brk.window.start_s))
+            drive_left -= min(drive_left, start - free)
+            at = site if drive_left == 0 else self.site
+            self.add(StepKind.BREAK, brk.id, at, free, start, float(brk.duration_s))
+            self.note_latest(brk.window.end_s, start)
+            if start > brk.window.end_s:
+                self.violations.append(
+                    Violation(
+                        self.vehicle.id,
+                        ViolationKind.BREAK_LATE,
+                        brk.id,
+                        f'break "{brk.id}" starts at {format_clock(int(start))}, after its window {brk.window}',
+                    )
+                )
+        pending.clear()
+        self.travel_s += duration / self.speed
+        self.distance_m += distance
+        self.site = site
+        return self.t + drive_left
+
+    def visit(self, visit: Visit, site: int, arrival: float) -> None:
+        window = next((w for w in visit.windows if w.end_s >= arrival), None)
+        if window is None:
+            start = arrival
+            last = visit.windows[-1]
+            self.violations.append(
+                Violation(
+                    self.vehicle.id,
+                    ViolationKind.LATE,
+                    visit.id,
+                    f'Visit "{visit.id}": arrives {format_clock(int(arrival))}, after its last window {last} closed',
+                )
+            )
+            self.note_latest(last.end_s, start)
+        else:
+            start = max(arrival, float(window.start_s))
+        for dim, amount in visit.demand.items():
+            self.load[dim] = self.load.get(dim, 0) + amount
+        self.add(StepKind.VISIT, visit.id, site, arrival, start, float(visit.service_s))
+        if window is not None:
+            self.note_latest(window.end_s, start)
+        missing = visit.skills - self.vehicle.skills
+        if missing:
+            self.violations.append(
+                Violation(
+                    self.vehicle.id,
+                    ViolationKind.MISSING_SKILL,
+                    visit.id,
+                    f'Visit "{visit.id}" needs {", ".join(sorted(missing))}, which "{self.vehicle.id}" lacks',
+                )
+            )
+
+
+def _forward(
+    problem: Problem, vehicle: Vehicle, sequence: list[str], departure_s: float, breaks: dict[str, Break]
+) -> tuple[list[Step], list[Violation], float]:
+    walker = _Walker(problem, vehicle, departure_s)
+    walker.add(StepKind.START, vehicle.start_depot, walker.site, departure_s, departure_s, 0.0)
+    walker.wait_total_s = 0.0
+    pending: list[Break] = []
+    for step_id in sequence:
+        if step_id in breaks:
+            pending.append(breaks[step_id])
+            continue
+        site = problem.site_index(step_id)
+        arrival = walker.travel_to(site, pending, step_id)
+        walker.visit(problem.visit(step_id), site, arrival)
+    if vehicle.end_depot is None:
+        # Open end: breaks listed last are taken where the last service ended.
+        arrival = walker.travel_to(walker.site, pending, OPEN_END_ID)
+        walker.add(StepKind.END, OPEN_END_ID, walker.site, arrival, arrival, 0.0)
+    else:
+        end_site = problem.site_index(vehicle.end_depot)
+        arrival = walker.travel_to(end_site, pending, vehicle.end_depot)
+        walker.add(StepKind.END, vehicle.end_depot, end_site, arrival, arrival, 0.0)
+    walker.note_latest(vehicle.shift.end_s, arrival)
+    slack = max(0.0, min(walker.slack_s, walker.wait_total_s))
+    return walker.steps, walker.violations, slack
+
+
+def _route_level_violations(vehicle: Vehicle, steps: list[Step], sequence: list[str]) -> list[Violation]:
+    violations: list[Violation] = []
+    start, end = steps[0].departure_s, steps[-1].arrival_s
+    if end > vehicle.shift.end_s:
+        violations.append(
+            Violation(
+                vehicle.id,
+                ViolationKind.SHIFT_OVERRUN,
+                None,
+                f'"{vehicle.id}" ends at {format_clock(int(end))}, after its shift {vehicle.shift}',
+            )
+        )
+    if vehicle.max_duration_s is not None and end - start > vehicle.max_duration_s:
+        violations.append(
+            Violation(
+                vehicle.id,
+                ViolationKind.MAX_DURATION,
+                None,
+                f'"{vehicle.id}" works {(end - start) / 3600:.2f} h, over its limit of '
+                f"{vehicle.max_duration_s / 3600:.2f} h",
+            )
+        )
+    for dim, capacity in vehicle.capacity.items():
+        peak = max(s.load.get(dim, 0) for s in steps)
+        if peak > capacity:
+            first = next(s for s in steps if s.load.get(dim, 0) > capacity)
+            violations.append(
+                Violation(
+                    vehicle.id,
+                    ViolationKind.OVER_CAPACITY,
+                    first.id,
+                    f'"{vehicle.id}" needs {peak} {dim} but carries {capacity}',
+                )
+            )
+    listed = set(sequence)
+    for brk in vehicle.breaks:
+        if brk.id in listed:
+            continue
+        fits_before = brk.window.start_s + brk.duration_s <= start
+        fits_after = end <= brk.window.end_s
+        if not (fits_before or fits_after):
+            violations.append(
+                Violation(
+                    vehicle.id,
+                    ViolationKind.BREAK_MISSING,
+                    brk.id,
+                    f'"{vehicle.id}" works through its break window {brk.window} without break "{brk.id}"',
+                )
+            )
+    return violations

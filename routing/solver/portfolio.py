@@ -1,0 +1,189 @@
+"""Running engines in worker processes, side by side, and collecting what they find.
+
+OR-Tools holds the GIL for its whole search (facts.md), so engines never run in a thread: each
+run is a process, one per core. Runs report every improving incumbent through a queue; the
+caller sees them as they come, can stop early (cancellation keeps the best so far), and gets
+every run's final routes to judge with the evaluator.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import queue
+import time
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from multiprocessing.context import BaseContext
+from typing import Any
+
+from routing.model import Problem
+
+Routes = dict[str, list[str]]
+
+GRACE_S = 2.0
+"""How long past the deadline a run may take to hand back its answer before it is killed."""
+
+
+@dataclass(frozen=True, slots=True)
+class EngineRun:
+    """One engine with its settings, as one process of a portfolio."""
+
+    engine: str  # "ortools" or "pyvrp"
+    seed: int = 0
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return f"{self.engine}#{self.seed}" if self.options.get("variant") is None else (
+            f"{self.engine}:{self.options['variant']}#{self.seed}"
+        )
+
+
+@dataclass(slots=True)
+class RunResult:
+    run: EngineRun
+    routes: Routes | None
+    error: str | None = None
+    finished: bool = False
+
+
+def run_engine(
+    run: EngineRun,
+    problem: Problem,
+    visit_ids: Sequence[str],
+    deadline: float,
+    initial: Mapping[str, Sequence[str]] | None,
+    on_incumbent: Callable[[int, Routes], None] | None,
+) -> Routes | None:
+    """Run one engine in this process (the worker's body, also usable in-process)."""
+    if run.engine == "pyvrp":
+        from routing.solver.pyvrp_engine import solve_pyvrp
+
+        return solve_pyvrp(
+            problem,
+            visit_ids,
+            deadline=deadline,
+            seed=run.seed,
+            prizes_only=run.options.get("variant") == "prizes",
+            initial=initial,
+            on_incumbent=on_incumbent,
+        )
+    if run.engine == "ortools":
+        from routing.solver.ortools_engine import METAHEURISTIC, OrToolsParams, solve_ortools
+
+        variant = run.options.get("variant")
+        params = OrToolsParams()
+        if variant == "tabu":
+            params = OrToolsParams(metaheuristic=METAHEURISTIC.GENERIC_TABU_SEARCH)
+        elif variant == "annealing":
+            params = OrToolsParams(metaheuristic=METAHEURISTIC.SIMULATED_ANNEALING)
+        return solve_ortools(
+            problem,
+            visit_ids,
+            deadline=deadline,
+            seed=run.seed,
+            params=params,
+            initial=initial,
+            on_incumbent=on_incumbent,
+        )
+    raise ValueError(f"unknown engine {run.engine!r}")
+
+
+def _worker(
+    run: EngineRun,
+    problem: Problem,
+    visit_ids: Sequence[str],
+    deadline: float,
+    initial: Mapping[str, Sequence[str]] | None,
+    out: Any,
+) -> None:
+    last_sent = [0.0]
+
+    def on_incumbent(cost: int, routes: Routes) -> None:
+        # Improvements come in bursts at the start: send at most five a second.
+        now = time.time()
+        if now - last_sent[0] >= 0.2:
+            last_sent[0] = now
+            out.put(("incumbent", run.label, cost, routes))
+
+    try:
+        routes = run_engine(run, problem, visit_ids, deadline, initial, on_incumbent)
+        out.put(("done", run.label, None, routes))
+    except Exception:  # reported to the parent, which keeps the other runs' answers
+        out.put(("error", run.label, None, traceback.format_exc(limit=8)))
+
+
+def _context() -> BaseContext:
+    # forkserver: safe when the caller has threads (a web worker), and faster than spawn
+    # once the server has imported the engines.
+    if "forkserver" in mp.get_all_start_methods():
+        ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload(["routing.solver.portfolio", "routing.solver.ortools_engine", "pyvrp"])
+        return ctx
+    return mp.get_context("spawn")
+
+
+def run_portfolio(
+    runs: Sequence[EngineRun],
+    problem: Problem,
+    visit_ids: Sequence[str],
+    *,
+    deadline: float,
+    initial: Mapping[str, Sequence[str]] | None = None,
+    on_incumbent: Callable[[str, int, Routes], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    poll_s: float = 0.1,
+) -> list[RunResult]:
+    """Run each engine in its own process until ``deadline`` (``time.time()``) or a stop.
+
+    Returns one result per run: its final routes, or None with the error if it failed or
+    was stopped (the incumbents reported on the way are the caller's to keep).
+    """
+    ctx = _context()
+    out = ctx.Queue()
+    results = {run.label: RunResult(run, None) for run in runs}
+    processes = [
+        ctx.Process(  # type: ignore[attr-defined]
+            target=_worker,
+            args=(run, problem, list(visit_ids), deadline, initial, out),
+            name=f"doorstep-{run.label}",
+            daemon=False,
+        )
+        for run in runs
+    ]
+    for process in processes:
+        process.start()
+    stopped = False
+    try:
+        while not all(r.finished for r in results.values()):
+            if not stopped and should_stop is not None and should_stop():
+                stopped = True
+                break
+            if time.time() > deadline + GRACE_S:
+                break
+            try:
+                kind, label, cost, payload = out.get(timeout=poll_s)
+            except queue.Empty:
+                if not any(p.is_alive() for p in processes) and out.empty():
+                    break
+                continue
+            result = results[label]
+            if kind == "incumbent":
+                if on_incumbent is not None:
+                    on_incumbent(label, cost, payload)
+            elif kind == "done":
+                result.routes, result.finished = payload, True
+            else:
+                result.error, result.finished = payload, True
+    finally:
+        for process in processes:
+            if process.is_alive():
+                process.terminate()
+        for process in processes:
+            process.join(timeout=5)
+        out.close()
+    for result in results.values():
+        if not result.finished and result.error is None:
+            result.error = "stopped" if stopped else "did not finish in time"
+    return list(results.values())

@@ -1,0 +1,238 @@
+"""PyVRP engine (iterated local search): the strongest search, for problems it can express.
+
+It covers capacities, time windows (several per visit through a mutually exclusive group of
+copies), service times, optional visits with prizes, several depots, open ends, vehicle
+profiles and speeds, shifts, maximum duration and fixed costs. It cannot express skills that
+exclude vehicles, or crew breaks: :func:`pyvrp_unsupported` says why such a problem goes to
+OR-Tools alone.
+
+Arc costs are handed over as PyVRP's "distance" (unit distance cost 1), so both engines optimise
+exactly the same objective.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+
+import numpy as np
+import pyvrp
+from pyvrp.stop import MaxRuntime
+
+from routing.model import Problem
+from routing.solver.scaling import (
+    NO_PATH_S,
+    arc_costs,
+    capacity_or_unlimited,
+    scaled_fixed_cost,
+    scaled_penalty,
+    travel_times,
+    vehicle_class,
+)
+
+Routes = dict[str, list[str]]
+OnIncumbent = Callable[[int, Routes], None]
+UNLIMITED = 2**62
+
+
+def pyvrp_unsupported(problem: Problem, visit_ids: Sequence[str]) -> str | None:
+    """Why PyVRP cannot solve this problem exactly, or None when it can."""
+    if any(v.breaks for v in problem.vehicles):
+        return "crew breaks"
+    skill_sets = {v.skills for v in problem.vehicles}
+    for vid in visit_ids:
+        skills = problem.visit(vid).skills
+        if skills and not all(skills <= have for have in skill_sets):
+            return "skills that only some vehicles have"
+    return None
+
+
+class _Data:
+    """PyVRP ProblemData for ``problem`` restricted to ``visit_ids``, and the way back."""
+
+    def __init__(self, problem: Problem, visit_ids: Sequence[str], *, prizes_only: bool = False) -> None:
+        self.problem = problem
+        vehicles = problem.vehicles
+        depot_sites = sorted(
+            {problem.site_index(v.start_depot) for v in vehicles}
+            | {problem.site_index(v.end_depot) for v in vehicles if v.end_depot is not None}
+        )
+        visits = [problem.visit(vid) for vid in visit_ids]
+        # Locations: depots, then one per visit, then a free "open end" depot if needed.
+        sites = depot_sites + [problem.site_index(vid) for vid in visit_ids]
+        open_end = any(v.end_depot is None for v in vehicles)
+        depot_of_site = {site: i for i, site in enumerate(depot_sites)}
+        open_end_depot = len(depot_sites)
+        locations = [pyvrp.Location(x=loc[0], y=loc[1]) for loc in (problem.sites[s].location for s in sites)]
+        depots = [pyvrp.Depot(location=i) for i in range(len(depot_sites))]
+        if open_end:
+            locations.append(pyvrp.Location(x=0.0, y=0.0))
+            depots.append(pyvrp.Depot(location=len(sites)))
+        dimensions = problem.dimensions
+        clients: list[pyvrp.Client] = []
+        groups: list[pyvrp.ClientGroup] = []
+        self.visit_of_client: list[str] = []
+        for offset, visit in enumerate(visits):
+            location = len(depot_sites) + offset
+            delivery = [visit.demand.get(dim, 0) for dim in dimensions]
+            # prizes_only: required visits become prizes worth their penalty, so PyVRP can
+            # leave the least urgent out when the fleet is too small for everyone.
+            required = visit.required and not prizes_only
+            prize = 0 if required else scaled_penalty(problem, visit)
+            windows = visit.windows
+            if len(windows) > 1:
+                group = len(groups)
+                members = list(range(len(clients), len(clients) + len(windows)))
+                groups.append(pyvrp.ClientGroup(members, required=required))
+            for window in windows:
+                clients.append(
+                    pyvrp.Client(
+                        location=location,
+                        delivery=delivery,
+                        service_duration=visit.service_s,
+                        tw_early=window.start_s,
+                        tw_late=window.end_s,
+                        prize=prize,
+                        required=required and len(windows) == 1,
+                        group=group if len(windows) > 1 else None,
+                    )
+                )
+                self.visit_of_client.append(visit.id)
+        totals = {dim: sum(v.demand.get(dim, 0) for v in visits) for dim in dimensions}
+        classes: list[tuple[str, float]] = []
+        distance_matrices: list[np.ndarray] = []
+        duration_matrices: list[np.ndarray] = []
+        types: list[pyvrp.VehicleType] = []
+        self.vehicles_of_type: list[list[str]] = []
+        type_of_key: dict[tuple[object, ...], int] = {}
+        for vehicle in vehicles:
+            cls = vehicle_class(vehicle)
+            if (cls.profile, cls.speed_factor) not in classes:
+                classes.append((cls.profile, cls.speed_factor))
+                duration_matrices.append(self._pad(travel_times(problem, cls, sites), open_end))
+                distance_matrices.append(self._pad(arc_costs(problem, cls, sites), open_end))
+            start = depot_of_site[problem.site_index(vehicle.start_depot)]
+            end = open_end_depot if vehicle.end_depot is None else depot_of_site[problem.site_index(vehicle.end_depot)]
+            vehicle_type = dict(
+                capacity=[capacity_or_unlimited(vehicle, dim, totals[dim]) for dim in dimensions],
+                start_depot=start,
+                end_depot=end,
+                fixed_cost=scaled_fixed_cost(vehicle),
+                tw_early=vehicle.shift.start_s,
+                tw_late=vehicle.shift.end_s,
+                shift_duration=vehicle.max_duration_s if vehicle.max_duration_s is not None else UNLIMITED,
+                profile=classes.index((cls.profile, cls.speed_factor)),
+            )
+            # Identical vehicles form one PyVRP vehicle type with several available.
+            key = tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in vehicle_type.items())
+            if key not in type_of_key:
+                type_of_key[key] = len(types)
+                types.append(vehicle_type)  # type: ignore[arg-type]
+                self.vehicles_of_type.append([])
+            self.vehicles_of_type[type_of_key[key]].append(vehicle.id)
+        types = [
+            pyvrp.VehicleType(num_available=len(ids), **kwargs)  # type: ignore[arg-type]
+            for ids, kwargs in zip(self.vehicles_of_type, types, strict=True)
+        ]
+        self.data = pyvrp.ProblemData(
+            locations,
+            clients,
+            depots,
+            types,
+            distance_matrices,  # type: ignore[arg-type]
+            duration_matrices,  # type: ignore[arg-type]
+            groups=groups,
+        )
+
+    @staticmethod
+    def _pad(matrix: np.ndarray, open_end: bool) -> np.ndarray:
+        """Add the open-end depot: free to reach from anywhere, never a way to anywhere."""
+        if not open_end:
+            return matrix
+        n = matrix.shape[0]
+        out = np.full((n + 1, n + 1), NO_PATH_S, dtype=np.int64)
+        out[:n, :n] = matrix
+        out[:, n] = 0
+        out[n, n] = 0
+        return out
+
+    def routes_of(self, solution: pyvrp.Solution) -> Routes:
+        free = {t: list(ids) for t, ids in enumerate(self.vehicles_of_type)}
+        routes: Routes = {}
+        for route in solution.routes():
+            order = [self.visit_of_client[a.idx] for a in route if a.is_client()]
+            if order:
+                routes[free[route.vehicle_type()].pop(0)] = order
+        return routes
+
+    def solution_from(self, routes: Mapping[str, Sequence[str]]) -> pyvrp.Solution | None:
+        """A PyVRP solution for given routes (a warm start); None if it cannot be mapped."""
+        clients_of: dict[str, int] = {}
+        for c, vid in enumerate(self.visit_of_client):
+            clients_of.setdefault(vid, c)  # multi-window visits start in their first window
+        type_of = {vid: t for t, ids in enumerate(self.vehicles_of_type) for vid in ids}
+        pyvrp_routes = []
+        for vehicle_id, order in routes.items():
+            if vehicle_id not in type_of or not order:
+                continue
+            visits = [clients_of[v] for v in order if v in clients_of]
+            pyvrp_routes.append(pyvrp.Route(self.data, visits, type_of[vehicle_id]))
+        try:
+            return pyvrp.Solution(self.data, pyvrp_routes)
+        except (ValueError, IndexError, RuntimeError):
+            return None
+
+
+class _Reporter(pyvrp.IteratedLocalSearchCallbacks):
+    def __init__(self, data: _Data, on_incumbent: OnIncumbent | None) -> None:
+        self.data = data
+        self.on_incumbent = on_incumbent
+
+    def on_best(self, best: pyvrp.Solution) -> None:
+        if self.on_incumbent is not None and best.is_feasible():
+            cost = best.distance() + best.fixed_vehicle_cost() + best.uncollected_prizes()
+            self.on_incumbent(int(cost), self.data.routes_of(best))
+
+
+def _max_penalty(problem: Problem) -> float:
+    """PyVRP's cap on the penalty per unit of lateness or overload.
+
+    With the default cap (1e5) and a fixed cost per vehicle large enough to minimise the fleet
+    first, saving a vehicle outweighs any capped lateness and PyVRP never gets feasible again
+    (measured on Solomon R101: 15 routes, all late). A cap at a tenth of the largest fixed cost
+    or prize lets ten units of violation outweigh it: R101 then reaches 19 vehicles, 1650.80.
+    """
+    largest = max(
+        [scaled_fixed_cost(v) for v in problem.vehicles]
+        + [scaled_penalty(problem, v) for v in problem.visits]
+    )
+    return max(100_000.0, largest / 10)
+
+
+def solve_pyvrp(
+    problem: Problem,
+    visit_ids: Sequence[str],
+    *,
+    deadline: float,
+    seed: int = 0,
+    prizes_only: bool = False,
+    initial: Mapping[str, Sequence[str]] | None = None,
+    on_incumbent: OnIncumbent | None = None,
+) -> Routes | None:
+    """Best feasible routes found by ``deadline``; None when PyVRP found nothing feasible
+    (e.g. the fleet cannot serve every required visit and ``prizes_only`` is off)."""
+    data = _Data(problem, visit_ids, prizes_only=prizes_only)
+    if not data.visit_of_client:
+        return {}
+    params = pyvrp.SolveParams(
+        ils=pyvrp.IteratedLocalSearchParams(callbacks=_Reporter(data, on_incumbent)),
+        penalty=pyvrp.PenaltyParams(max_penalty=_max_penalty(problem)),
+    )
+    start = data.solution_from(initial) if initial else None
+    remaining = max(0.05, deadline - time.time())
+    result = pyvrp.solve(
+        data.data, MaxRuntime(remaining), seed=seed, collect_stats=False, params=params, initial_solution=start
+    )
+    if not result.best.is_feasible():
+        return None
+    return data.routes_of(result.best)
