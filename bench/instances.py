@@ -217,9 +217,10 @@ def load_instances(directories: Iterable[Path], names: Sequence[str] | None = No
 
 
 def time_scale(instance: Instance) -> int:
-    """The largest of :data:`SCALES` that keeps the instance's horizon inside the model's 72 h.
+    """The largest of :data:`SCALES` that keeps the depot's closing time inside ``HORIZON_S``.
 
-    100 for most Solomon instances; C2 instances (depot open until 3390) get 50. CVRP
+    100 unless that would pass the horizon (C2 depots close at 3390: 50 while the horizon was
+    72 h, 100 since it is 7 days). CVRP
     instances keep their own units (1): their rounded distances are integers already.
     """
     if not instance.has_time_windows:

@@ -6,8 +6,8 @@
 DIR is a folder of Solomon ``.txt`` and/or VRPLIB ``.vrp`` files with a ``bks.csv``
 (``instance,vehicles,distance``); give several, or a comma list. Each solver solves each
 instance once with the same wall-clock limit. Peers run single-threaded in this process;
-Doorstep runs as in production (worker processes), so ``cpu_s`` (this process and its reaped
-children) is reported beside ``seconds`` (wall clock).
+Doorstep runs as in production (worker processes), so ``cpu_s`` (this process and all its
+descendants, see :func:`cpu_seconds`) is reported beside ``seconds`` (wall clock).
 
 Every answer is scored by the benchmark, never by the solver: distance is recomputed from the
 routes (Solomon: unrounded Euclidean; CVRPLIB: rounded per edge) and feasibility is checked by
@@ -22,7 +22,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import multiprocessing
+import os
 import resource
 import sys
 import time
@@ -64,11 +64,44 @@ def gap_pct(distance: float, best_known: float) -> float:
 
 
 def cpu_seconds() -> float:
-    """User + system CPU of this process and of its children that have been reaped."""
+    """CPU seconds (user + system) of this process tree, for deltas around a solve.
+
+    ``getrusage`` counts this process and the children it has reaped, but not processes a
+    forkserver starts (Doorstep's workers are its children, and it reaps them). So on Linux the
+    live descendants are added from ``/proc``: their own time and what they have reaped
+    (``cutime``/``cstime``). Zombies still report their time there until they are reaped.
+    """
     total = 0.0
     for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
         usage = resource.getrusage(who)
         total += usage.ru_utime + usage.ru_stime
+    return total + _descendants_cpu_s()
+
+
+def _descendants_cpu_s() -> float:
+    """Own and reaped CPU seconds of every live descendant of this process (0 without /proc)."""
+    proc = Path("/proc")
+    if not (proc / "self" / "stat").exists():
+        return 0.0
+    children: dict[int, list[int]] = {}
+    times: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # gone since the listing
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()  # fields from the 3rd (state) on
+        pid, ppid = int(entry.name), int(fields[1])
+        children.setdefault(ppid, []).append(pid)
+        times[pid] = sum(int(v) for v in fields[11:15]) / tick  # utime stime cutime cstime
+    total, stack = 0.0, list(children.get(os.getpid(), []))
+    while stack:
+        pid = stack.pop()
+        total += times[pid]
+        stack.extend(children.get(pid, []))
     return total
 
 
@@ -116,8 +149,6 @@ def run_one(instance: Instance, solver: str, *, time_limit_s: float, seed: int) 
         print(f"  {solver} failed on {instance.name}:\n{traceback.format_exc()}", file=sys.stderr)
         routes = []
     seconds = time.perf_counter() - start
-    if multiprocessing.active_children():
-        print(f"  note: {solver} left child processes running; cpu_s misses them", file=sys.stderr)
     cpu_s = cpu_seconds() - cpu
     routes = [list(route) for route in routes if route]
     faults = judge(instance, routes)

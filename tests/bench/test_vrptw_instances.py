@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import csv
 import json
+import multiprocessing as mp
+import time
 from pathlib import Path
 
 import pytest
@@ -125,11 +127,12 @@ def test_converts_a_tiny_instance_to_a_problem(tiny: Instance) -> None:
 
 
 def test_scales_times_down_when_the_horizon_would_not_fit(tiny_dir: Path) -> None:
-    # C2 instances keep the depot open until 3390: x100 would pass the model's 72 h horizon.
-    (tiny_dir / "TINY.txt").write_text(TINY.replace("100          0\n", "3390          0\n", 1))
+    # C2 instances keep the depot open until 3390: x100 passed the model's horizon when it was 72 h.
+    closes = HORIZON_S // 100 + 1
+    (tiny_dir / "TINY.txt").write_text(TINY.replace("100          0\n", f"{closes}          0\n", 1))
     instance = load_instances([tiny_dir])[0]
     assert time_scale(instance) == 50
-    assert to_problem(instance).vehicles[0].shift.end_s == 3390 * 50 <= HORIZON_S
+    assert to_problem(instance).vehicles[0].shift.end_s == closes * 50 <= HORIZON_S
 
 
 def test_feasible_routes_pass_the_check_and_have_their_distance(tiny: Instance) -> None:
@@ -226,3 +229,21 @@ def test_the_cvrplib_best_known_solution_scores_its_published_value(name: str) -
     assert instance.bks is not None
     assert route_distance(instance, solution["routes"]) == instance.bks.distance == solution["cost"]
     assert len(solution["routes"]) == instance.bks.vehicles <= instance.vehicles
+
+
+def _burn_cpu(seconds: float) -> None:
+    end = time.process_time() + seconds
+    while time.process_time() < end:
+        pass
+
+
+def test_cpu_time_counts_workers_that_a_forkserver_starts() -> None:
+    # Doorstep's workers are the forkserver's children, never reaped by this process: getrusage
+    # alone would miss them. (Linux only: elsewhere only reaped children are counted.)
+    if "forkserver" not in mp.get_all_start_methods() or not Path("/proc/self/stat").exists():
+        pytest.skip("needs the forkserver start method and /proc")
+    before = vrptw.cpu_seconds()
+    worker = mp.get_context("forkserver").Process(target=_burn_cpu, args=(0.3,))
+    worker.start()
+    worker.join()
+    assert vrptw.cpu_seconds() - before >= 0.3
