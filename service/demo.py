@@ -121,6 +121,18 @@ def scenario_request(
     return request
 
 
+def request_json(request: Mapping[str, Any]) -> str:
+    """A request as JSON that reads well and diffs well: one depot, vehicle or visit per line."""
+    lines = []
+    for key, value in request.items():
+        if isinstance(value, list) and value:
+            items = ",\n".join(f"  {json.dumps(item, ensure_ascii=False)}" for item in value)
+            lines.append(f" {json.dumps(key)}: [\n{items}\n ]")
+        else:
+            lines.append(f" {json.dumps(key)}: {json.dumps(value, ensure_ascii=False)}")
+    return "{\n" + ",\n".join(lines) + "\n}\n"
+
+
 def network_matrices(networks: Mapping[str, RoadNetwork], request: PlanRequest) -> dict[str, TravelMatrix]:
     """Travel matrices over the request's sites (depots, then visits) for each profile it uses."""
     from routing.matrix import travel_matrix
@@ -235,7 +247,7 @@ def run_demo(
     )
     out_dir.mkdir(parents=True, exist_ok=True)
     problem_path = out_dir / "problem.json"
-    problem_path.write_text(json.dumps(request, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    problem_path.write_text(request_json(request), encoding="utf-8")
     files = [problem_path, *write_exports(document, out_dir)]
     unassigned = {u["visit_id"]: problem.visit(u["visit_id"]).location for u in document["unassigned"]}
     files.append(
@@ -314,7 +326,7 @@ def sample_files(networks: Mapping[str, RoadNetwork]) -> dict[str, str]:
     from routing.scenarios import home_visit_scenario, street_addresses
 
     request = demo_request(networks, visits=80, teams=5, seed=1)
-    files = {"helsinki-home-visits.json": json.dumps(request, indent=1, ensure_ascii=False) + "\n"}
+    files = {"helsinki-home-visits.json": request_json(request)}
     for name, text in request_csvs(request).items():
         files[f"helsinki-home-visits/{name}"] = text
     depots, vehicles, visits = home_visit_scenario(networks["walk"], None, visits=8, teams=2, seed=2)
@@ -327,7 +339,7 @@ def sample_files(networks: Mapping[str, RoadNetwork]) -> dict[str, str]:
         name="Small: 8 home visits, 2 walking teams, matrices included", matrices={"walk": matrix},
         time_limit_s=2,
     )
-    files["small-with-matrices.json"] = json.dumps(small, ensure_ascii=False) + "\n"
+    files["small-with-matrices.json"] = request_json(small)
     return files
 
 
