@@ -9,8 +9,8 @@ hand-made order before sending it.
 
 Schedule rules (what every engine must model the same way):
 
-- a vehicle leaves its start depot as late as possible without making anything later than the
-  earliest schedule (no pointless waiting at the first door), never before its shift starts;
+- a vehicle leaves its start depot as late as it can without finishing later or missing a window
+  (waiting is removed from the front of the day), never before its shift starts;
 - travel takes ``duration / speed_factor``; service starts at the earliest opening of the first
   window that has not closed on arrival; arriving after every window has closed is ``late``;
 - a break listed between two sites starts when its window opens or the vehicle is free, whichever
