@@ -273,7 +273,7 @@ class Store:
             document=data.get("document"),
         )
 
-    def list(self, *, offset: int = 0, limit: int = 50, status: Status | None = None) -> tuple[list[PlanRow], int]:
+    def page(self, *, offset: int = 0, limit: int = 50, status: Status | None = None) -> tuple[list[PlanRow], int]:
         """A page of plans, newest first, and how many there are in all."""
         where = [] if status is None else [PlanRecord.status == status.value]
         with self._session() as session:
