@@ -18,13 +18,13 @@ from routing.errors import ProblemError, SolverError
 from routing.evaluate import Evaluation, evaluate
 from routing.model import Problem
 from routing.plan import Plan
-from routing.solver.portfolio import EngineRun, run_engine, run_portfolio
+from routing.solver.portfolio import EngineRun, run_engine, run_portfolio, warm_up
 from routing.solver.pyvrp_engine import pyvrp_unsupported
 from routing.solver.reasons import explain_missing, unservable_visits
 
 ENGINES = ("auto", "ortools", "pyvrp")
 
-__all__ = ["ENGINES", "Progress", "solve"]
+__all__ = ["ENGINES", "Progress", "solve", "warm_up"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import queue
+import threading
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
@@ -115,13 +116,31 @@ def _worker(
 
 
 def _context() -> BaseContext:
-    # forkserver: safe when the caller has threads (a web worker), and faster than spawn
-    # once the server has imported the engines.
-    if "forkserver" in mp.get_all_start_methods():
+    methods = mp.get_all_start_methods()
+    # fork is the fastest start and needs no pickling, but is only safe without other threads.
+    if "fork" in methods and threading.active_count() == 1:
+        return mp.get_context("fork")
+    # forkserver is safe with threads (a web worker); warm_up() starts it ahead of the first solve,
+    # or its start (importing the engines, and the caller's main module) eats the first budget.
+    if "forkserver" in methods:
         ctx = mp.get_context("forkserver")
         ctx.set_forkserver_preload(["routing.solver.portfolio", "routing.solver.ortools_engine", "pyvrp"])
         return ctx
     return mp.get_context("spawn")
+
+
+def warm_up() -> None:
+    """Import the engines and start the process server now rather than in the first solve."""
+    import pyvrp  # noqa: F401
+
+    import routing.solver.ortools_engine  # noqa: F401
+
+    if "forkserver" in mp.get_all_start_methods():
+        from multiprocessing import forkserver
+
+        ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload(["routing.solver.portfolio", "routing.solver.ortools_engine", "pyvrp"])
+        forkserver.ensure_running()
 
 
 def run_portfolio(
