@@ -1,0 +1,93 @@
+# Doorstep. On a fresh machine with Python 3.11+, pip and make:
+#   make demo    create .venv, install, plan a day of home visits in Helsinki (out/demo/)
+#   make test    install what the tests need, then lint (ruff), type checks (mypy) and pytest
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+SHARED ?= ../shared
+TIME_LIMIT ?= 10
+HOST ?= 127.0.0.1
+PORT ?= 8000
+TEST_POSTGRES_URL ?= $(or $(DOORSTEP_TEST_POSTGRES_URL),postgresql+psycopg://postgres@127.0.0.1:5432/test)
+
+.DEFAULT_GOAL := help
+.PHONY: help venv install demo test lint bench-vrptw bench-matrix serve clean
+
+help:
+	@echo "make demo          plan the Helsinki demo into out/demo/ (creates .venv, installs)"
+	@echo "make test          ruff, mypy and pytest (installs the test extras)"
+	@echo "make lint          ruff and mypy only"
+	@echo "make serve         run the API on http://$(HOST):$(PORT) (docs at /docs)"
+	@echo "make bench-vrptw   Solomon + CVRPLIB benchmark -> bench/results/ (needs $(SHARED))"
+	@echo "make bench-matrix  travel-matrix benchmark -> bench/results/ (needs $(SHARED))"
+	@echo "make venv | install | clean"
+
+venv: $(BIN)/python
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# Stamps: reinstall only when pyproject.toml changes (delete them to force it).
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -e ".[test,bench]"
+	touch $@ $(VENV)/.installed
+
+demo: install
+	$(BIN)/doorstep demo --time-limit $(TIME_LIMIT)
+
+serve: install
+	$(BIN)/doorstep serve --host $(HOST) --port $(PORT)
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+# Connects to the PostgreSQL of TEST_POSTGRES_URL, creating its database if missing.
+define PG_CHECK
+import sys, psycopg
+url = sys.argv[1].replace("postgresql+psycopg://", "postgresql://")
+try:
+    psycopg.connect(url, connect_timeout=3).close()
+except psycopg.OperationalError as error:
+    if "does not exist" not in str(error):
+        raise
+    with psycopg.connect(url, dbname="postgres", connect_timeout=3, autocommit=True) as admin:
+        admin.execute("CREATE DATABASE " + url.rsplit("/", 1)[1])
+endef
+export PG_CHECK
+
+test: lint
+	@if [ -d /etc/postgresql ] && command -v pg_ctlcluster >/dev/null 2>&1 \
+	    && ! pg_isready -q -h 127.0.0.1 -p 5432 >/dev/null 2>&1; then \
+	  echo "starting the local PostgreSQL cluster"; \
+	  pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql | tail -n 1) main start \
+	    || echo "PostgreSQL did not start: its tests will be skipped"; \
+	fi
+	@if $(BIN)/python -c "$$PG_CHECK" "$(TEST_POSTGRES_URL)" >/dev/null 2>&1; then \
+	  echo "PostgreSQL reachable: DOORSTEP_TEST_POSTGRES_URL=$(TEST_POSTGRES_URL)"; \
+	  export DOORSTEP_TEST_POSTGRES_URL="$(TEST_POSTGRES_URL)"; \
+	else \
+	  echo "PostgreSQL not reachable: its tests are skipped"; \
+	fi; \
+	$(BIN)/pytest
+
+bench-vrptw: $(VENV)/.installed-test
+	@test -d $(SHARED)/bench || { echo "no $(SHARED)/bench: set SHARED=path/to/shared"; exit 1; }
+	$(BIN)/python -m bench.vrptw $(SHARED)/bench/solomon $(SHARED)/bench/cvrplib --time-limit $(TIME_LIMIT)
+
+bench-matrix: $(VENV)/.installed-test
+	@test -f $(SHARED)/osm/liechtenstein-latest.osm.pbf || { echo "no $(SHARED)/osm: set SHARED=path/to/shared"; exit 1; }
+	$(BIN)/python -m bench.matrix $(SHARED)/osm/liechtenstein-latest.osm.pbf --points 1000
+
+# Keeps .venv (rm -rf .venv to start over) and bench/results/.
+clean:
+	rm -rf out build .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -exec rm -rf {} +
