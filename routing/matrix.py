@@ -90,87 +90,95 @@ def _distances_along_tree(pred: NDArray[np.int32], a: GraphArrays) -> NDArray[np
         np.equal(jump[:, :n], a.in_nodes[:, k][None, :], out=match)
         np.copyto(total[:, :n], a.in_length_m[:, k][None, :], where=match)
     jump += (np.arange(c, dtype=np.intp) * width)[:, None]
-    sentinel = jump[:, n:].copy()
     flat_total, flat_jump = total.ravel(), jump.ravel()
     gathered = np.empty_like(flat_total)
     next_jump = np.empty_like(flat_jump)
-    done = np.empty((c, width), dtype=bool)
     while True:
-        np.equal(jump, sentinel, out=done)
-        if done.all():
-            break
         flat_total.take(flat_jump, out=gathered)
+        # Every edge is longer than 0, so only the root and the sentinel add nothing: once
+        # nothing is added, every pointer has reached them and the sums are complete.
+        if not gathered.any():
+            break
         flat_total += gathered
         flat_jump.take(flat_jump, out=next_jump)
         flat_jump, next_jump = next_jump, flat_jump
-        jump = flat_jump.reshape(c, width)
     return total[:, :n]
 
 
-def node_costs(
-    network: RoadNetwork, sources: NDArray[np.intp], targets: NDArray[np.intp]
+def to_points(
+    snapped: SnappedPoints, time_s: NDArray[np.float64], length_m: NDArray[np.float64]
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """Fastest-path time (s) and its length (m) from each source node to each target node (positions)."""
+    """From node-to-node rows (sources x all nodes) to node-to-point costs (sources x points).
+
+    Each point is reached by the cheaper of its entries (over its edge from ``u``, or over the
+    reverse edge from ``v``); the distance follows the chosen entry.
+    """
+    entry = np.where(snapped.entry_node >= 0, snapped.entry_node, 0)  # no entry: inf cost below
+    best_s = time_s[:, entry[:, 0]] + snapped.entry_s[:, 0]
+    best_m = length_m[:, entry[:, 0]] + snapped.entry_m[:, 0]
+    other_s = time_s[:, entry[:, 1]] + snapped.entry_s[:, 1]
+    better = other_s < best_s
+    np.copyto(best_s, other_s, where=better)
+    np.copyto(best_m, length_m[:, entry[:, 1]] + snapped.entry_m[:, 1], where=better)
+    return best_s, best_m
+
+
+def source_costs(
+    network: RoadNetwork, snapped: SnappedPoints, sources: NDArray[np.intp]
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Fastest time (s) and its length (m) from each source node (position) to each point."""
     a = network.arrays
     n = len(a.node_ids)
-    times = np.empty((len(sources), len(targets)))
-    lengths = np.empty((len(sources), len(targets)))
-    # Per source: dijkstra's times and predecessors, the tree pass's gather arrays.
+    times = np.empty((len(sources), len(snapped.pair)))
+    lengths = np.empty_like(times)
+    # Per source: dijkstra's times and predecessors, the tree pass's buffers (about 8 arrays).
     chunk = max(8, CHUNK_BYTES // (n * 8 * 8))
     for start in range(0, len(sources), chunk):
         rows = sources[start : start + chunk]
         time_s, pred = dijkstra(a.csr_time_s, directed=True, indices=rows, return_predecessors=True)
         length_m = _distances_along_tree(pred, a)
-        times[start : start + len(rows)] = time_s[:, targets]
-        lengths[start : start + len(rows)] = np.where(np.isinf(time_s[:, targets]), np.inf, length_m[:, targets])
+        times[start : start + len(rows)], lengths[start : start + len(rows)] = to_points(snapped, time_s, length_m)
     return times, lengths
-
-
-def _option_index(nodes: NDArray[np.intp], unique: NDArray[np.intp]) -> NDArray[np.intp]:
-    """Position of each node in ``unique`` (sorted); missing options (-1) map to the extra inf slot."""
-    index = np.searchsorted(unique, nodes)
-    return np.where(nodes >= 0, index, len(unique))
 
 
 def assemble(
     snapped: SnappedPoints,
     sources: NDArray[np.intp],
-    targets: NDArray[np.intp],
     times: NDArray[np.float64],
     lengths: NDArray[np.float64],
     rows: NDArray[np.intp] | None = None,
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Point-to-point durations (s) and distances (m) for ``rows`` (default: all) to all points.
 
-    ``times``/``lengths`` are node-to-node costs from sorted unique ``sources`` (covering the
-    rows' exit nodes) to sorted unique ``targets`` (covering every entry node).
+    ``times``/``lengths`` are source-node-to-point costs (:func:`source_costs`) from the sorted
+    unique ``sources``, which must cover the rows' exit nodes.
     """
     rows = np.arange(len(snapped.pair)) if rows is None else rows
     n = len(snapped.pair)
-    time_ext = np.full((len(sources) + 1, len(targets) + 1), np.inf)
-    time_ext[:-1, :-1] = times
-    length_ext = np.full_like(time_ext, np.inf)
-    length_ext[:-1, :-1] = lengths
-    exit_at = _option_index(snapped.exit_node, sources)
-    entry_at = _option_index(snapped.entry_node, targets)
+    # An extra inf row stands for "no such exit" (one-way street).
+    time_ext = np.vstack([times, np.full((1, n), np.inf)])
+    length_ext = np.vstack([lengths, np.full((1, n), np.inf)])
+    exit_at = np.where(snapped.exit_node >= 0, np.searchsorted(sources, snapped.exit_node), len(sources))
+    _, place = np.unique(snapped.points, axis=0, return_inverse=True)  # equal points, equal place
+    place = place.ravel()
     durations = np.empty((len(rows), n))
     distances = np.empty((len(rows), n))
     for start in range(0, len(rows), ROW_CHUNK):
         r = rows[start : start + ROW_CHUNK]
-        best_s = np.full((len(r), n), np.inf)
-        best_m = np.full((len(r), n), np.inf)
-        for x in range(2):
-            for y in range(2):
-                pick = np.ix_(exit_at[r, x], entry_at[:, y])
-                t = time_ext[pick] + snapped.exit_s[r, x][:, None] + snapped.entry_s[:, y][None, :]
-                better = t < best_s
-                best_s = np.where(better, t, best_s)
-                m = length_ext[pick] + snapped.exit_m[r, x][:, None] + snapped.entry_m[:, y][None, :]
-                best_m = np.where(better, m, best_m)
+        best_s = time_ext[exit_at[r, 0]] + snapped.exit_s[r, 0][:, None]
+        best_m = length_ext[exit_at[r, 0]] + snapped.exit_m[r, 0][:, None]
+        other_s = time_ext[exit_at[r, 1]] + snapped.exit_s[r, 1][:, None]
+        better = other_s < best_s
+        np.copyto(best_s, other_s, where=better)
+        np.copyto(best_m, length_ext[exit_at[r, 1]] + snapped.exit_m[r, 1][:, None], where=better)
         _along_one_edge(snapped, r, best_s, best_m)
-        best_s += snapped.walk_s[r][:, None] + snapped.walk_s[None, :]
-        best_m += snapped.walk_m[r][:, None] + snapped.walk_m[None, :]
-        same = (snapped.points[r][:, None, :] == snapped.points[None, :, :]).all(axis=2)
+        # In place, one operand at a time: temporaries of n x n cost more than the arithmetic.
+        best_s += snapped.walk_s[r][:, None]
+        best_s += snapped.walk_s[None, :]
+        best_m += snapped.walk_m[r][:, None]
+        best_m += snapped.walk_m[None, :]
+        np.copyto(best_m, np.inf, where=np.isinf(best_s))
+        same = place[r][:, None] == place[None, :]
         best_s[same] = 0.0
         best_m[same] = 0.0
         durations[start : start + len(r)] = best_s
@@ -208,9 +216,8 @@ def _along_one_edge(
 def matrix_from_snaps(network: RoadNetwork, snapped: SnappedPoints) -> TravelMatrix:
     """The travel matrix of already snapped points (no cache): Dijkstra from each distinct exit node."""
     sources = np.unique(snapped.exit_node[snapped.exit_node >= 0])
-    targets = np.unique(snapped.entry_node[snapped.entry_node >= 0])
-    times, lengths = node_costs(network, sources, targets)
-    durations, distances = assemble(snapped, sources, targets, times, lengths)
+    times, lengths = source_costs(network, snapped, sources)
+    durations, distances = assemble(snapped, sources, times, lengths)
     return TravelMatrix(durations_s=durations, distances_m=distances)
 
 
