@@ -39,6 +39,12 @@ HORIZON_S = 7 * DAY_S
 """Latest time any window may end: shifts run past midnight (08:00 to 05:00 next day), and
 multi-day rounds fit; a bound keeps integer engine arithmetic far from overflow."""
 
+DEFAULT_MAX_SAMPLE_AGE_S = 4 * 3600
+"""Samples must reach a lab within 4 hours of being taken."""
+
+WALK_DETOUR_FACTOR = 1.3
+"""Footway metres per straight-line metre, when no walk network gives the real distance."""
+
 POOL_SIZE = 10
 """People whose swabs share one tube when samples are pooled (10-in-1)."""
 
@@ -192,8 +198,10 @@ class Visit:
     swabs: minutes, not seconds). ``time_windows`` empty means any time in the vehicle's
     shift. ``demand`` is consumed per capacity dimension (e.g. ``{"tubes": 1}``; see
     :func:`swab_tubes`). A ``required`` visit is served whenever possible; an optional one is
-    served only if that costs less than its ``penalty``. ``notes`` and ``contact`` are personal
-    data: they are never part of ``repr`` and so never reach a log through it.
+    served only if that costs less than its ``penalty``. ``preferred_vehicle`` (when re-planning)
+    is the vehicle it was given before: moving it elsewhere costs ``Objective.reassignment_cost``.
+    ``notes`` and ``contact`` are personal data: they are never part of ``repr`` and so never
+    reach a log through it.
     """
 
     id: str
@@ -207,6 +215,7 @@ class Visit:
     demand: Mapping[str, int] = field(default_factory=dict)
     required: bool = True
     penalty: int | None = None
+    preferred_vehicle: str | None = None
     notes: str | None = field(default=None, repr=False)
     contact: str | None = field(default=None, repr=False)
 
@@ -218,14 +227,7 @@ class Visit:
             value = getattr(self, name)
             if int(value) != value or value < 0:
                 raise ProblemError(f"{where}: {name} must be a whole number >= 0, got {value}", path=(name,))
-        windows = tuple(sorted(self.time_windows, key=lambda w: w.start_s))
-        for earlier, later in itertools.pairwise(windows):
-            if later.start_s <= earlier.end_s:
-                raise ProblemError(
-                    f"{where}: time windows {earlier} and {later} overlap; merge them",
-                    path=("time_windows",),
-                )
-        object.__setattr__(self, "time_windows", windows)
+        object.__setattr__(self, "time_windows", _sorted_windows(self.time_windows, where))
         object.__setattr__(self, "priority", Priority(self.priority))
         object.__setattr__(self, "skills", frozenset(self.skills))
         object.__setattr__(self, "demand", _frozen_demand(self.demand, where))
@@ -255,6 +257,8 @@ class Vehicle:
     dimension the vehicle does not list is unlimited for it. ``speed_factor`` scales travel
     speed (0.8: a bus drives at 80 % of the network's speeds, so travel takes 1/0.8 as long).
     ``max_duration_s`` bounds the route from leaving the start depot to the end.
+    A bus samples at stops with ``lanes`` queues, ``seconds_per_person`` each (field figures:
+    2 lanes, about 20 s a person). Buses serve bus stops, teams serve home visits, vans either.
     """
 
     id: str
@@ -269,6 +273,8 @@ class Vehicle:
     max_duration_s: int | None = None
     fixed_cost: int = 0
     speed_factor: float = 1.0
+    lanes: int = 2
+    seconds_per_person: int = 20
 
     def __post_init__(self) -> None:
         _check_id(self.id, "vehicle")
@@ -287,12 +293,135 @@ class Vehicle:
             raise ProblemError(
                 f"{where}: speed_factor must be > 0, got {self.speed_factor}", path=("speed_factor",)
             )
+        if self.lanes < 1 or self.seconds_per_person < 0:
+            raise ProblemError(
+                f"{where}: lanes must be >= 1 and seconds_per_person >= 0", path=("lanes",)
+            )
         ids = [b.id for b in self.breaks]
         if len(set(ids)) != len(ids):
             raise ProblemError(f"{where}: break ids must be unique, got {ids}", path=("breaks",))
 
     def can_carry(self, demand: Mapping[str, int]) -> bool:
         return all(amount <= self.capacity.get(dim, amount) for dim, amount in demand.items())
+
+    @property
+    def serves_visits(self) -> bool:
+        return self.kind is not VehicleKind.BUS
+
+    @property
+    def serves_stops(self) -> bool:
+        return self.kind is not VehicleKind.TEAM
+
+    def dwell_s(self, stop: BusStop) -> int:
+        """Time parked at ``stop``: setting up, then everyone expected through the lanes."""
+        return stop.setup_s + math.ceil(stop.people * self.seconds_per_person / self.lanes)
+
+
+@dataclass(frozen=True, slots=True)
+class BusStop:
+    """A candidate place where a bus can park and sample the people who walk to it.
+
+    ``people`` is how many are expected (derived from demand areas when the problem has them).
+    At most one stop of an alternatives ``group`` is used (two car parks of one compound).
+    ``max_dwell_s`` caps how long a bus may stay; ``setup_s`` is parking and setting up.
+    ``demand`` (tubes, kits) is derived from ``people`` when the stop's people are derived.
+    """
+
+    id: str
+    location: Location
+    people: int = 0
+    time_windows: tuple[TimeWindow, ...] = ()
+    required: bool = False
+    group: str | None = None
+    max_dwell_s: int | None = None
+    setup_s: int = 600
+    demand: Mapping[str, int] = field(default_factory=dict)
+    notes: str | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        _check_id(self.id, "bus stop")
+        where = f'Bus stop "{self.id}"'
+        object.__setattr__(self, "location", _check_location(self.location, where, ("location",)))
+        if int(self.people) != self.people or self.people < 0:
+            raise ProblemError(f"{where}: people must be a whole number >= 0, got {self.people}", path=("people",))
+        if self.setup_s < 0:
+            raise ProblemError(f"{where}: setup_s must be >= 0, got {self.setup_s}", path=("setup_s",))
+        if self.max_dwell_s is not None and self.max_dwell_s <= self.setup_s:
+            raise ProblemError(
+                f"{where}: max_dwell_s ({self.max_dwell_s}) must exceed setup_s ({self.setup_s})",
+                path=("max_dwell_s",),
+            )
+        object.__setattr__(self, "time_windows", _sorted_windows(self.time_windows, where))
+        object.__setattr__(self, "demand", _frozen_demand(self.demand, where))
+
+    @property
+    def windows(self) -> tuple[TimeWindow, ...]:
+        return self.time_windows or (ANY_TIME,)
+
+
+@dataclass(frozen=True, slots=True)
+class DemandArea:
+    """Where people live or work: a point (or the centroid of a polygon) with a population.
+
+    Residents walk to a chosen bus stop at most ``walk_limit_m`` metres away along footways.
+    """
+
+    id: str
+    location: Location
+    population: int
+    walk_limit_m: float = 400.0
+    polygon: tuple[Location, ...] | None = None
+
+    def __post_init__(self) -> None:
+        _check_id(self.id, "demand area")
+        where = f'Area "{self.id}"'
+        object.__setattr__(self, "location", _check_location(self.location, where, ("location",)))
+        if int(self.population) != self.population or self.population < 0:
+            raise ProblemError(
+                f"{where}: population must be a whole number >= 0, got {self.population}", path=("population",)
+            )
+        if not self.walk_limit_m > 0:
+            raise ProblemError(f"{where}: walk_limit_m must be > 0", path=("walk_limit_m",))
+        if self.polygon is not None:
+            object.__setattr__(
+                self, "polygon", tuple(_check_location(p, where, ("polygon",)) for p in self.polygon)
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class Lab:
+    """A laboratory or sample transfer point, open during ``opening`` (empty: always).
+
+    Handing samples over takes ``handover_s``; a vehicle may drop samples at any lab as often
+    as it needs ("small batches, many trips"), which also frees its tube racks.
+    """
+
+    id: str
+    location: Location
+    opening: tuple[TimeWindow, ...] = ()
+    handover_s: int = 300
+
+    def __post_init__(self) -> None:
+        _check_id(self.id, "lab")
+        where = f'Lab "{self.id}"'
+        object.__setattr__(self, "location", _check_location(self.location, where, ("location",)))
+        object.__setattr__(self, "opening", _sorted_windows(self.opening, where))
+        if self.handover_s < 0:
+            raise ProblemError(f"{where}: handover_s must be >= 0", path=("handover_s",))
+
+    @property
+    def windows(self) -> tuple[TimeWindow, ...]:
+        return self.opening or (ANY_TIME,)
+
+
+def _sorted_windows(windows: Iterable[TimeWindow], where: str) -> tuple[TimeWindow, ...]:
+    ordered = tuple(sorted(windows, key=lambda w: w.start_s))
+    for earlier, later in itertools.pairwise(ordered):
+        if later.start_s <= earlier.end_s:
+            raise ProblemError(
+                f"{where}: time windows {earlier} and {later} overlap; merge them", path=("time_windows",)
+            )
+    return ordered
 
 
 @dataclass(frozen=True, slots=True)
@@ -333,50 +462,96 @@ class Objective:
 
     A required visit left out costs ``unassigned_penalty`` times ``priority_factor`` to the
     power of its priority, so when the fleet is short the least urgent visits go first.
-    An optional visit left out costs its own ``penalty``.
+    An optional visit left out costs its own ``penalty``. A bus stop left out costs
+    ``stop_penalty_per_person`` for each person expected there. A visit served by another
+    vehicle than its ``preferred_vehicle`` costs ``reassignment_cost`` (minimal disruption).
     """
 
     duration_cost_per_s: float = 1.0
     distance_cost_per_m: float = 0.0
     unassigned_penalty: int = 10_000_000
     priority_factor: float = 4.0
+    stop_penalty_per_person: int = 1_000_000
+    reassignment_cost: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("duration_cost_per_s", "distance_cost_per_m", "unassigned_penalty"):
+        names = (
+            "duration_cost_per_s",
+            "distance_cost_per_m",
+            "unassigned_penalty",
+            "stop_penalty_per_person",
+            "reassignment_cost",
+        )
+        for name in names:
             if getattr(self, name) < 0:
                 raise ProblemError(f"objective {name} must be >= 0", path=(name,))
         if self.priority_factor < 1:
             raise ProblemError("objective priority_factor must be >= 1", path=("priority_factor",))
 
-    def penalty_of(self, visit: Visit) -> float:
-        if not visit.required:
-            return float(visit.penalty or 0)
-        return self.unassigned_penalty * self.priority_factor ** int(visit.priority)
+    def penalty_of(self, task: Visit | BusStop) -> float:
+        """What leaving a visit or a bus stop out of the plan costs."""
+        if isinstance(task, BusStop):
+            return float(self.stop_penalty_per_person * max(1, task.people))
+        if not task.required:
+            return float(task.penalty or 0)
+        return self.unassigned_penalty * self.priority_factor ** int(task.priority)
+
+
+Site = Depot | Visit | BusStop | Lab
+"""Anything a vehicle drives to."""
 
 
 class Problem:
-    """Depots, vehicles and visits over travel matrices (one per profile): one day's problem.
+    """One day's problem: depots, vehicles, home visits, bus stops, demand areas and labs,
+    over travel matrices (one per profile, indexed by :attr:`sites`).
+
+    ``area_walk_m`` gives walking metres from each demand area (rows) to each bus stop
+    (columns), along footways; without it, straight-line distance times
+    ``WALK_DETOUR_FACTOR`` stands in. With labs, every sample must reach one within
+    ``max_sample_age_s`` of being taken, and vehicles drop everything before their shift ends.
 
     Raises :class:`ProblemError` (or :class:`UnknownReferenceError`) on the first
     inconsistency, naming the object and field.
     """
 
-    __slots__ = ("_site_index", "depots", "matrices", "objective", "vehicles", "visits")
+    __slots__ = (
+        "_site_index",
+        "area_walk_m",
+        "areas",
+        "depots",
+        "labs",
+        "matrices",
+        "max_sample_age_s",
+        "objective",
+        "stops",
+        "vehicles",
+        "visits",
+    )
 
     def __init__(
         self,
         *,
         depots: Iterable[Depot],
         vehicles: Iterable[Vehicle],
-        visits: Iterable[Visit],
+        visits: Iterable[Visit] = (),
         matrices: Mapping[str, TravelMatrix],
         objective: Objective | None = None,
+        stops: Iterable[BusStop] = (),
+        areas: Iterable[DemandArea] = (),
+        labs: Iterable[Lab] = (),
+        area_walk_m: NDArray[np.float64] | None = None,
+        max_sample_age_s: int = DEFAULT_MAX_SAMPLE_AGE_S,
     ) -> None:
         self.depots: tuple[Depot, ...] = tuple(depots)
         self.vehicles: tuple[Vehicle, ...] = tuple(vehicles)
         self.visits: tuple[Visit, ...] = tuple(visits)
+        self.stops: tuple[BusStop, ...] = tuple(stops)
+        self.areas: tuple[DemandArea, ...] = tuple(areas)
+        self.labs: tuple[Lab, ...] = tuple(labs)
         self.matrices: Mapping[str, TravelMatrix] = MappingProxyType(dict(matrices))
         self.objective = objective or Objective()
+        self.max_sample_age_s = int(max_sample_age_s)
+        self.area_walk_m = None if area_walk_m is None else np.asarray(area_walk_m, dtype=np.float64)
         self._site_index: dict[str, int] = {}
         self._validate()
 
@@ -385,9 +560,10 @@ class Problem:
             raise ProblemError("a problem needs at least one depot", path=("depots",))
         if not self.vehicles:
             raise ProblemError("a problem needs at least one vehicle", path=("vehicles",))
+        if self.max_sample_age_s <= 0:
+            raise ProblemError("max_sample_age_s must be > 0", path=("max_sample_age_s",))
         seen: dict[str, str] = {}
-        groups: tuple[tuple[str, tuple[Depot | Visit, ...]], ...] = (("depots", self.depots), ("visits", self.visits))
-        for kind, objects in groups:
+        for kind, objects in self._site_groups():
             for i, obj in enumerate(objects):
                 if obj.id in seen:
                     raise ProblemError(
@@ -396,53 +572,90 @@ class Problem:
                     )
                 seen[obj.id] = f"{kind}[{i}]"
                 self._site_index[obj.id] = len(self._site_index)
+        area_ids: set[str] = set()
+        for i, area in enumerate(self.areas):
+            if area.id in area_ids or area.id in seen:
+                raise ProblemError(f'id "{area.id}" is used twice', path=("areas", i, "id"))
+            area_ids.add(area.id)
         vehicle_ids: set[str] = set()
         for i, vehicle in enumerate(self.vehicles):
-            where = f'Vehicle "{vehicle.id}"'
-            if vehicle.id in vehicle_ids:
-                raise ProblemError(f'vehicle id "{vehicle.id}" is used twice', path=("vehicles", i, "id"))
-            vehicle_ids.add(vehicle.id)
-            for name in ("start_depot", "end_depot"):
-                ref = getattr(vehicle, name)
-                if ref is not None and ref not in self.depot_ids:
-                    raise UnknownReferenceError(
-                        f'{where}: {name} "{ref}" is not a depot of this problem', path=("vehicles", i, name)
-                    )
-            if vehicle.profile not in self.matrices:
+            self._validate_vehicle(i, vehicle, vehicle_ids)
+        for i, visit in enumerate(self.visits):
+            if visit.preferred_vehicle is not None and visit.preferred_vehicle not in vehicle_ids:
                 raise UnknownReferenceError(
-                    f'{where}: no travel matrix for profile "{vehicle.profile}" '
-                    f"(have: {', '.join(sorted(self.matrices)) or 'none'})",
-                    path=("vehicles", i, "profile"),
+                    f'Visit "{visit.id}": preferred_vehicle "{visit.preferred_vehicle}" is not a vehicle',
+                    path=("visits", i, "preferred_vehicle"),
                 )
         for profile, matrix in self.matrices.items():
             if matrix.size != len(self._site_index):
                 raise ProblemError(
                     f'travel matrix "{profile}" is {matrix.size}x{matrix.size} but the problem has '
-                    f"{len(self._site_index)} sites (depots, then visits)",
+                    f"{len(self._site_index)} sites (depots, visits, bus stops, labs)",
                     path=("matrices", profile),
                 )
+        if self.area_walk_m is not None and self.area_walk_m.shape != (len(self.areas), len(self.stops)):
+            raise ProblemError(
+                f"area_walk_m is {self.area_walk_m.shape} but there are {len(self.areas)} areas "
+                f"and {len(self.stops)} bus stops",
+                path=("area_walk_m",),
+            )
+
+    def _site_groups(self) -> tuple[tuple[str, tuple[Site, ...]], ...]:
+        return (("depots", self.depots), ("visits", self.visits), ("stops", self.stops), ("labs", self.labs))
+
+    def _validate_vehicle(self, i: int, vehicle: Vehicle, vehicle_ids: set[str]) -> None:
+        where = f'Vehicle "{vehicle.id}"'
+        if vehicle.id in vehicle_ids:
+            raise ProblemError(f'vehicle id "{vehicle.id}" is used twice', path=("vehicles", i, "id"))
+        vehicle_ids.add(vehicle.id)
+        for name in ("start_depot", "end_depot"):
+            ref = getattr(vehicle, name)
+            if ref is not None and ref not in self.depot_ids:
+                raise UnknownReferenceError(
+                    f'{where}: {name} "{ref}" is not a depot of this problem', path=("vehicles", i, name)
+                )
+        if vehicle.profile not in self.matrices:
+            raise UnknownReferenceError(
+                f'{where}: no travel matrix for profile "{vehicle.profile}" '
+                f"(have: {', '.join(sorted(self.matrices)) or 'none'})",
+                path=("vehicles", i, "profile"),
+            )
 
     @property
     def depot_ids(self) -> frozenset[str]:
         return frozenset(d.id for d in self.depots)
 
     @property
-    def sites(self) -> tuple[Depot | Visit, ...]:
-        """Everything with a location, in matrix order: depots, then visits."""
-        return (*self.depots, *self.visits)
+    def sites(self) -> tuple[Site, ...]:
+        """Everything a vehicle drives to, in matrix order: depots, visits, bus stops, labs."""
+        return (*self.depots, *self.visits, *self.stops, *self.labs)
 
     def site_index(self, site_id: str) -> int:
-        """Row/column of a depot or visit in the travel matrices."""
+        """Row/column of a depot, visit, bus stop or lab in the travel matrices."""
         try:
             return self._site_index[site_id]
         except KeyError:
-            raise UnknownReferenceError(f'"{site_id}" is not a depot or visit of this problem') from None
+            raise UnknownReferenceError(f'"{site_id}" is not a site (depot, visit, stop, lab) of the problem') from None
+
+    def site(self, site_id: str) -> Site:
+        return self.sites[self.site_index(site_id)]
 
     def visit(self, visit_id: str) -> Visit:
-        index = self.site_index(visit_id) - len(self.depots)
-        if index < 0:
-            raise UnknownReferenceError(f'"{visit_id}" is a depot, not a visit')
-        return self.visits[index]
+        site = self.site(visit_id)
+        if not isinstance(site, Visit):
+            raise UnknownReferenceError(f'"{visit_id}" is not a visit')
+        return site
+
+    def task(self, task_id: str) -> Visit | BusStop:
+        """A home visit or a bus stop: the things a plan serves."""
+        site = self.site(task_id)
+        if not isinstance(site, Visit | BusStop):
+            raise UnknownReferenceError(f'"{task_id}" is a {type(site).__name__.lower()}, not a visit or bus stop')
+        return site
+
+    @property
+    def tasks(self) -> tuple[Visit | BusStop, ...]:
+        return (*self.visits, *self.stops)
 
     def vehicle(self, vehicle_id: str) -> Vehicle:
         for vehicle in self.vehicles:
@@ -452,28 +665,63 @@ class Problem:
 
     @property
     def dimensions(self) -> tuple[str, ...]:
-        """Every capacity dimension any visit consumes, sorted."""
-        return tuple(sorted({dim for visit in self.visits for dim in visit.demand}))
+        """Every capacity dimension any visit or stop consumes, sorted."""
+        return tuple(sorted({dim for task in self.tasks for dim in task.demand}))
+
+    def replace(self, **changes: object) -> Problem:
+        """A copy with some parts replaced (validated again)."""
+        fields: dict[str, object] = {
+            "depots": self.depots,
+            "vehicles": self.vehicles,
+            "visits": self.visits,
+            "matrices": dict(self.matrices),
+            "objective": self.objective,
+            "stops": self.stops,
+            "areas": self.areas,
+            "labs": self.labs,
+            "area_walk_m": self.area_walk_m,
+            "max_sample_age_s": self.max_sample_age_s,
+        }
+        fields.update(changes)
+        return Problem(**fields)  # type: ignore[arg-type]
 
     def __reduce__(self) -> tuple[object, ...]:
         # Engines run in other processes; rebuilding re-validates, which is cheap.
         return (
             _rebuild_problem,
-            (self.depots, self.vehicles, self.visits, dict(self.matrices), self.objective),
+            (
+                self.depots,
+                self.vehicles,
+                self.visits,
+                dict(self.matrices),
+                self.objective,
+                self.stops,
+                self.areas,
+                self.labs,
+                self.area_walk_m,
+                self.max_sample_age_s,
+            ),
         )
 
     def __repr__(self) -> str:
         return (
-            f"Problem({len(self.depots)} depots, {len(self.vehicles)} vehicles, "
-            f"{len(self.visits)} visits, profiles {sorted(self.matrices)})"
+            f"Problem({len(self.depots)} depots, {len(self.vehicles)} vehicles, {len(self.visits)} visits, "
+            f"{len(self.stops)} stops, {len(self.areas)} areas, {len(self.labs)} labs, "
+            f"profiles {sorted(self.matrices)})"
         )
 
 
-def _rebuild_problem(
-    depots: tuple[Depot, ...],
-    vehicles: tuple[Vehicle, ...],
-    visits: tuple[Visit, ...],
-    matrices: dict[str, TravelMatrix],
-    objective: Objective,
-) -> Problem:
-    return Problem(depots=depots, vehicles=vehicles, visits=visits, matrices=matrices, objective=objective)
+def _rebuild_problem(*args: object) -> Problem:
+    names = (
+        "depots",
+        "vehicles",
+        "visits",
+        "matrices",
+        "objective",
+        "stops",
+        "areas",
+        "labs",
+        "area_walk_m",
+        "max_sample_age_s",
+    )
+    return Problem(**dict(zip(names, args, strict=True)))  # type: ignore[arg-type]

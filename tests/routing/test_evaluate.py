@@ -125,7 +125,7 @@ def test_speed_factor_stretches_travel() -> None:
 
 def test_unknown_ids_are_bad_input_not_violations() -> None:
     problem = street_problem([visit("a", 1000)], [team("t1")])
-    with pytest.raises(UnknownReferenceError, match='"ghost" is not a depot or visit'):
+    with pytest.raises(UnknownReferenceError, match='"ghost" is not a site'):
         evaluate(problem, {"t1": ["ghost"]})
     with pytest.raises(UnknownReferenceError, match='"t9": not a vehicle'):
         evaluate(problem, {"t9": ["a"]})
