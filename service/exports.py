@@ -380,7 +380,7 @@ def route_html(doc: Doc, vehicle_id: str) -> str:
     people = sum(int(s.get("people") or 0) for s in visits)
     first, last = (steps[0], steps[-1]) if steps else ({}, {})
     meta = [
-        ("Team", f"{route.get('kind') or ''} {vehicle_id}".strip()),
+        ("Kind", str(route.get("kind") or "")),
         ("Travel", str(route.get("profile") or "")),
         ("Shift", f"{_time(first, 'departure')}–{_time(last, 'arrival')}"),
         ("Visits", str(len(visits))),
