@@ -83,10 +83,10 @@ def serve(
 
 def _summary_table(document: Mapping[str, Any], title: str | None = None) -> Table:
     table = Table(title=title, title_justify="left")
-    for column, justify in (("team", "left"), ("mode", "left"), ("visits", "right"), ("people", "right"),
-                            ("out", "right"), ("back", "right"), ("km", "right"), ("travel", "right"),
-                            ("wait", "right")):
-        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for column in ("team", "mode"):
+        table.add_column(column)
+    for column in ("visits", "people", "out", "back", "km", "travel", "wait"):
+        table.add_column(column, justify="right")
     for route in document.get("routes") or []:
         visits = [s for s in route.get("steps") or [] if s.get("kind") == "visit"]
         if not visits:

@@ -275,7 +275,7 @@ def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) ->
 
 
 def _describe(step: Step) -> str:
-    parts = [f"{_time(step, 'arrival')}"]
+    parts = [_time(step, "arrival")]
     if step.get("kind") == "visit":
         if step.get("people") is not None:
             parts.append(f"{step['people']} people")
