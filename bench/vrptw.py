@@ -176,7 +176,8 @@ def _cell(value: object) -> str:
     if isinstance(value, bool):
         return str(value)
     if isinstance(value, float):
-        return f"{value:.3f}"
+        text = f"{value:.3f}"
+        return "0.000" if text == "-0.000" else text
     return str(value)
 
 
