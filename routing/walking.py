@@ -48,7 +48,7 @@ def area_walk_m(
     if n_areas == 0 or n_stops == 0:
         return out
     points = np.array([a.location for a in areas] + [s.location for s in stops], dtype=np.float64)
-    labels: list[str | int] = [a.id for a in areas] + [s.id for s in stops]
+    labels: list[str | int] = [*(a.id for a in areas), *(s.id for s in stops)]
     # Snap with no limit (never raises), then treat points beyond the limit as unreachable.
     snapped = snap_arrays(walk_network, points, labels, max_snap_m=np.inf)
     near = snapped.distance_m <= max_snap_m
