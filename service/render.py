@@ -135,10 +135,12 @@ def render_plan_map(
 
     summary = document.get("summary") or {}
     subtitle = (
-        f"{summary.get('visits_assigned', 0)} visits assigned, {summary.get('visits_unassigned', 0)} not; "
+        f"{summary.get('visits_assigned', 0)} visits assigned, {summary.get('visits_unassigned', 0)} unassigned; "
         f"{summary.get('vehicles_used', 0)} teams; "
         f"{float(summary.get('distance_m') or 0) / 1000:.1f} km"
     )
+    if document.get("violations"):
+        subtitle += f"; {len(document['violations'])} rule(s) broken, see the plan's violations"
     ax.set_title(f"{title}\n{subtitle}" if title else subtitle, fontsize=11, loc="left")
     if handles:
         ax.legend(handles=handles, loc="upper left", fontsize=8, framealpha=0.9)

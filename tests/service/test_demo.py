@@ -57,6 +57,20 @@ def test_demo_map_is_a_real_png(demo_dir: tuple[Path, str]) -> None:
     assert data.startswith(PNG_SIGNATURE) and len(data) > 50_000  # streets, routes and a legend drawn
 
 
+def test_map_marks_unassigned_visits_even_without_routes(tmp_path: Path) -> None:
+    import networkx as nx
+
+    from service.render import render_plan_map
+
+    streets = nx.MultiDiGraph()
+    streets.add_node(1, x=24.940, y=60.170)
+    streets.add_node(2, x=24.950, y=60.175)
+    streets.add_edge(1, 2)
+    document = {"summary": {"visits_unassigned": 1}, "routes": [], "unassigned": [{"visit_id": "v-1"}]}
+    path = render_plan_map(document, [streets], tmp_path / "map.png", unassigned={"v-1": (24.945, 60.172)})
+    assert path.read_bytes().startswith(PNG_SIGNATURE)
+
+
 def test_demo_request_is_written_and_solvable_again(demo_dir: tuple[Path, str]) -> None:
     out, _ = demo_dir
     request = PlanRequest.model_validate_json((out / "problem.json").read_text())
