@@ -21,6 +21,8 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from service import schemas
+
 ATTRIBUTION = "© OpenStreetMap contributors"
 OSM_COPYRIGHT_URL = "https://www.openstreetmap.org/copyright"
 ODBL_URL = "https://opendatacommons.org/licenses/odbl/1-0/"
@@ -59,12 +61,8 @@ def used_vehicle_ids(doc: Doc) -> list[str]:
 
 
 def clock(seconds: float | None) -> str:
-    """``HH:MM`` from seconds since midnight; ``+1d`` marks the next day. Empty for None."""
-    if seconds is None:
-        return ""
-    day, rest = divmod(round(seconds), 24 * 3600)
-    text = f"{rest // 3600:02d}:{rest % 3600 // 60:02d}"
-    return text if day == 0 else f"{text}+{day}d"
+    """``HH:MM`` from seconds since midnight, hours past 24 the next day (as the document's); empty for None."""
+    return "" if seconds is None else schemas.clock(seconds)
 
 
 def _time(step: Step, name: str) -> str:
@@ -75,7 +73,9 @@ def _time(step: Step, name: str) -> str:
 
 def _windows(step: Step) -> str:
     windows = step.get("time_windows") or []
-    return "; ".join(f"{clock(w.get('start_s'))}-{clock(w.get('end_s'))}" for w in windows)
+    return "; ".join(
+        f"{w.get('start') or clock(w.get('start_s'))}-{w.get('end') or clock(w.get('end_s'))}" for w in windows
+    )
 
 
 def priority_label(value: Any) -> str:
