@@ -175,13 +175,14 @@ def solve_command(
     try:
         if request.matrices is None:
             from service.config import get_settings
-            from service.jobs import network_matrices
+            from service.jobs import network_area_walk, network_matrices
             from service.networks import NetworkRegistry
 
             registry = NetworkRegistry(get_settings())
             with console.status(f'routing on road network "{registry.resolve(request.network)}"'):
                 matrices, geometry = network_matrices(request, registry)
-            problem = to_problem(request, matrices)
+                area_walk = network_area_walk(request, registry)
+            problem = to_problem(request, matrices, area_walk_m=area_walk)
         else:
             problem = to_problem(request)
     except ProblemError as error:

@@ -32,6 +32,8 @@ from collections.abc import Callable, Mapping
 from multiprocessing.context import SpawnProcess
 from typing import Any, Protocol
 
+import numpy as np
+
 from routing.errors import NetworkError, ProblemError
 from routing.model import TravelMatrix
 from service.config import Settings
@@ -182,13 +184,25 @@ def network_matrices(
 def site_error(error: ProblemError, request: PlanRequest) -> ProblemError:
     """A snapping error (path ``(site id,)``) re-pointed at the request field of that site."""
     if len(error.path) == 1 and isinstance(error.path[0], str):
-        site_id = error.path[0]
-        where: dict[str, tuple[str, int]] = {d.id: ("depots", i) for i, d in enumerate(request.depots)}
-        where.update({v.id: ("visits", i) for i, v in enumerate(request.visits)})
-        if site_id in where:
-            kind, index = where[site_id]
+        field = request.site_field(error.path[0])
+        if field is not None:
+            kind, index = field
             return type(error)(str(error), path=(kind, index, "location"))
     return error
+
+
+def network_area_walk(request: PlanRequest, registry: NetworkRegistry) -> np.ndarray | None:
+    """Walking metres from each demand area to each bus stop on the network's walk profile
+    (areas off the footways: ``inf``, so uncovered); None when there is nothing to walk."""
+    if not request.areas or not request.stops:
+        return None
+    from routing.model import BusStop, DemandArea
+    from routing.walking import area_walk_m
+
+    walk = registry.get(registry.resolve(request.network), "walk")
+    areas = [DemandArea(a.id, a.resolved_location, a.population, a.walk_limit_m) for a in request.areas]
+    stops = [BusStop(s.id, s.location) for s in request.stops]
+    return area_walk_m(walk, areas, stops, max_snap_m=registry.settings.max_snap_m)
 
 
 def run_job(
@@ -209,9 +223,11 @@ def run_job(
             request = PlanRequest.model_validate(job.request)
             geometry: Callable[[str, list[tuple[float, float]]], list[list[float]] | None] | None = None
             matrices: Mapping[str, TravelMatrix] | None = None
+            area_walk: np.ndarray | None = None
             if request.matrices is None:
                 matrices, geometry = network_matrices(request, registry)
-            problem = to_problem(request, matrices)
+                area_walk = network_area_walk(request, registry)
+            problem = to_problem(request, matrices, area_walk_m=area_walk)
             if shutdown.is_set() and not monitor.cancelled.is_set():
                 store.release(plan_id, worker_id)
                 return

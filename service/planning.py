@@ -12,7 +12,18 @@ from routing.model import TravelMatrix
 from service.config import Settings
 from service.jobs import site_error
 from service.networks import NetworkRegistry
-from service.schemas import DepotIn, ErrorOut, PlanOut, PlanRequest, PlanSummaryOut, ProgressOut, VisitIn, to_problem
+from service.schemas import (
+    DepotIn,
+    ErrorOut,
+    LabIn,
+    PlanOut,
+    PlanRequest,
+    PlanSummaryOut,
+    ProgressOut,
+    StopIn,
+    VisitIn,
+    to_problem,
+)
 from service.store import PlanRow
 
 
@@ -55,7 +66,7 @@ def check_request(request: PlanRequest, settings: Settings, networks: NetworkReg
         to_problem(request)
         return limit
     name = networks.resolve(request.network)
-    n = len(request.depots) + len(request.visits)
+    n = len(request.sites)
     placeholder = np.broadcast_to(np.zeros(1), (n, n))  # no memory: the real ones come in the worker
     to_problem(request, {p: TravelMatrix(placeholder, placeholder) for p in request.profiles})
     check_sites(request, name, networks)
@@ -70,9 +81,11 @@ def check_sites(request: PlanRequest, name: str, networks: NetworkRegistry) -> N
     for profile in request.profiles:
         network = networks.get(name, profile)
         west, south, east, north = network.bounds
-        labelled: list[tuple[str, str, int, DepotIn | VisitIn]] = [
+        labelled: list[tuple[str, str, int, DepotIn | VisitIn | StopIn | LabIn]] = [
             *(("depots", "Depot", i, d) for i, d in enumerate(request.depots)),
             *(("visits", "Visit", i, v) for i, v in enumerate(request.visits)),
+            *(("stops", "Bus stop", i, st) for i, st in enumerate(request.stops)),
+            *(("labs", "Lab", i, lab) for i, lab in enumerate(request.labs)),
         ]
         for kind, label, i, site in labelled:
             if not network.contains(site.location, margin_m=max_snap_m):

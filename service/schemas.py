@@ -43,9 +43,13 @@ from pydantic import (
 
 from routing.errors import ProblemError
 from routing.model import (
+    DEFAULT_MAX_SAMPLE_AGE_S,
     HORIZON_S,
     Break,
+    BusStop,
+    DemandArea,
     Depot,
+    Lab,
     Objective,
     Priority,
     Problem,
@@ -64,7 +68,7 @@ metres; time windows are inclusive `[start, end]`. A time is whole seconds from 
 plan's day or an `"HH:MM"` / `"HH:MM:SS"` string; hours may pass 24 for shifts past midnight
 (`"29:00"` is 05:00 the next day). Output gives every time twice: `*_s` in seconds and an
 `"HH:MM"` string. Callers own every id; output refers back by id. Matrices are indexed by site:
-the depots in request order, then the visits in request order.
+the depots in request order, then the visits, then the bus stops, then the labs (each in request order).
 
 Errors: bad input answers `422` with `{"detail": [{"loc": [...], "msg": "...", "type": "..."}]}`
 naming the field; a body over the size limit `413`; a road network that cannot answer `503`;
@@ -235,6 +239,10 @@ class VehicleIn(_In):
     max_duration_s: int | None = Field(default=None, gt=0)
     fixed_cost: NonNegativeInt = 0
     speed_factor: float = Field(default=1.0, gt=0, le=10)
+    lanes: int = Field(default=2, ge=1, le=50, description="Sampling queues a bus runs at a stop.")
+    seconds_per_person: NonNegativeInt = Field(
+        default=20, le=3600, description="Swabbing time per person in one lane at a bus stop."
+    )
 
     @property
     def resolved_end_depot(self) -> str | None:
@@ -277,6 +285,86 @@ class VisitIn(_In):
         return {"tubes": swab_tubes(self.people, pooled=pooled)}
 
 
+class StopIn(_In):
+    """A candidate bus stop: where a bus may park and sample the people who walk to it."""
+
+    id: Id
+    location: LonLat
+    people: NonNegativeInt | None = Field(
+        default=None,
+        le=1_000_000,
+        description="People expected. Omitted: derived from the demand areas that walk to it.",
+    )
+    time_windows: list[TimeWindowIn] = Field(
+        default_factory=list, max_length=16, description="e.g. a school's green channel. Empty: any time."
+    )
+    required: bool = Field(default=False, description="Must be served; otherwise Doorstep chooses.")
+    group: Id | None = Field(default=None, description="Alternatives group: at most one stop of a group is used.")
+    max_dwell_s: int | None = Field(default=None, gt=0, le=HORIZON_S, description="Longest a bus may stay.")
+    setup_s: NonNegativeInt = Field(default=600, le=HORIZON_S, description="Parking and setting up.")
+    demand: dict[str, NonNegativeInt] | None = Field(
+        default=None,
+        description='Per capacity dimension. Default with `people`: {"tubes": one per 10 people (pooled)}; '
+        "without: derived with the people.",
+    )
+    notes: str | None = Field(default=None, max_length=2000)
+    address: str | None = Field(default=None, max_length=500)
+
+    @property
+    def resolved_demand(self) -> dict[str, int]:
+        if self.demand is not None:
+            return dict(self.demand)
+        return {} if self.people is None else {"tubes": swab_tubes(self.people, pooled=True)}
+
+
+def _polygon_centroid(ring: list[tuple[float, float]]) -> tuple[float, float]:
+    from shapely.geometry import Polygon
+
+    polygon = Polygon(ring)
+    if polygon.is_empty or polygon.area <= 0:
+        raise ValueError("polygon encloses no area: give at least 3 distinct [lon, lat] corners")
+    centroid = polygon.centroid
+    return (float(centroid.x), float(centroid.y))
+
+
+class AreaIn(_In):
+    """Where people live or work: a point or a polygon (its centroid is where they walk from)."""
+
+    id: Id
+    location: LonLat | None = Field(
+        default=None, description="Where its people walk from. Omitted: the polygon's centroid."
+    )
+    polygon: list[LonLat] | None = Field(
+        default=None, min_length=3, max_length=10_000, description="Outline, [[lon, lat], ...]; drawn on maps."
+    )
+    population: NonNegativeInt = Field(le=10_000_000)
+    walk_limit_m: float = Field(default=400.0, gt=0, le=20_000, description="Longest walk to a bus stop (m).")
+
+    @model_validator(mode="after")
+    def _location_or_polygon(self) -> AreaIn:
+        if self.location is None and self.polygon is None:
+            raise ValueError("give `location` or `polygon` (its centroid is used)")
+        if self.polygon is not None:
+            _polygon_centroid(self.polygon)  # rejects a polygon without area
+        return self
+
+    @property
+    def resolved_location(self) -> tuple[float, float]:
+        if self.location is not None:
+            return self.location
+        assert self.polygon is not None  # checked above
+        return _polygon_centroid(self.polygon)
+
+
+class LabIn(_In):
+    """A laboratory or sample transfer point; vehicles drop samples there, as often as needed."""
+
+    id: Id
+    location: LonLat
+    opening: list[TimeWindowIn] = Field(default_factory=list, max_length=16, description="Empty: always open.")
+    handover_s: NonNegativeInt = Field(default=300, le=HORIZON_S)
+
+
 def _finite_or_none(value: float | None) -> float | None:
     if value is not None and (math.isnan(value) or value < 0):
         raise ValueError(f"matrix entries must be >= 0 (null: no path), got {value}")
@@ -287,7 +375,7 @@ MatrixEntry = Annotated[float | None, AfterValidator(_finite_or_none)]
 
 
 class MatrixIn(_In):
-    """A square matrix per quantity, ``[from][to]``, over the sites: depots, then visits."""
+    """A square matrix per quantity, ``[from][to]``, over the sites: depots, visits, stops, labs."""
 
     durations_s: list[list[MatrixEntry]]
     distances_m: list[list[MatrixEntry]]
@@ -382,6 +470,14 @@ class PlanRequest(_In):
     depots: list[DepotIn] = Field(min_length=1)
     vehicles: list[VehicleIn] = Field(min_length=1)
     visits: list[VisitIn] = Field(default_factory=list)
+    stops: list[StopIn] = Field(default_factory=list, description="Candidate bus stops.")
+    areas: list[AreaIn] = Field(
+        default_factory=list, description="Demand areas: Doorstep chooses stops to cover them."
+    )
+    labs: list[LabIn] = Field(default_factory=list, description="Labs and sample transfer points.")
+    max_sample_age_s: int = Field(
+        default=DEFAULT_MAX_SAMPLE_AGE_S, gt=0, le=HORIZON_S, description="Samples must reach a lab within this."
+    )
     options: OptionsIn = Field(default_factory=OptionsIn)
     objective: ObjectiveIn = Field(default_factory=ObjectiveIn)
 
@@ -392,8 +488,17 @@ class PlanRequest(_In):
         return self
 
     @property
-    def sites(self) -> list[DepotIn | VisitIn]:
-        return [*self.depots, *self.visits]
+    def sites(self) -> list[DepotIn | VisitIn | StopIn | LabIn]:
+        """In matrix order: depots, visits, bus stops, labs."""
+        return [*self.depots, *self.visits, *self.stops, *self.labs]
+
+    def site_field(self, site_id: str) -> tuple[str, int] | None:
+        """The request list and index of the site ``site_id`` (e.g. ``("stops", 2)``), if any."""
+        for kind in ("depots", "visits", "stops", "labs"):
+            for i, site in enumerate(getattr(self, kind)):
+                if site.id == site_id:
+                    return kind, i
+        return None
 
     @property
     def profiles(self) -> list[str]:
@@ -417,8 +522,17 @@ def _window(window: TimeWindowIn, where: str, path: tuple[str | int, ...]) -> Ti
         raise ProblemError(f"{where}: {error}", path=path) from None
 
 
-def to_problem(request: PlanRequest, matrices: Mapping[str, TravelMatrix] | None = None) -> Problem:
+def to_problem(
+    request: PlanRequest,
+    matrices: Mapping[str, TravelMatrix] | None = None,
+    *,
+    area_walk_m: np.ndarray | None = None,
+) -> Problem:
     """The routing problem of a request, over ``matrices`` (default: the request's own).
+
+    ``area_walk_m`` (areas x stops, metres along footways; :func:`routing.walking.area_walk_m`)
+    comes from the walk network when the server routes on one; without it the library takes
+    straight-line distance times ``routing.model.WALK_DETOUR_FACTOR``.
 
     Raises :class:`ProblemError` whose ``path`` names the request field (e.g.
     ``("visits", 3, "time_windows", 0)``); the API answers it with 422 and ``loc`` =
@@ -471,6 +585,8 @@ def to_problem(request: PlanRequest, matrices: Mapping[str, TravelMatrix] | None
                     max_duration_s=v.max_duration_s,
                     fixed_cost=v.fixed_cost,
                     speed_factor=v.speed_factor,
+                    lanes=v.lanes,
+                    seconds_per_person=v.seconds_per_person,
                 )
             )
         except ProblemError as error:
@@ -505,11 +621,85 @@ def to_problem(request: PlanRequest, matrices: Mapping[str, TravelMatrix] | None
             if error.path[:1] == ("visits",):
                 raise
             raise _prefixed(error, ("visits", i), where) from None
+    stops, areas, labs = _stops_areas_labs(request)
     try:
         objective = Objective(**request.objective.model_dump())
     except ProblemError as error:
         raise _prefixed(error, ("objective",)) from None
-    return Problem(depots=depots, vehicles=vehicles, visits=visits, matrices=matrices, objective=objective)
+    return Problem(
+        depots=depots,
+        vehicles=vehicles,
+        visits=visits,
+        matrices=matrices,
+        objective=objective,
+        stops=stops,
+        areas=areas,
+        labs=labs,
+        area_walk_m=area_walk_m,
+        max_sample_age_s=request.max_sample_age_s,
+    )
+
+
+def _stops_areas_labs(request: PlanRequest) -> tuple[list[BusStop], list[DemandArea], list[Lab]]:
+    stops: list[BusStop] = []
+    for i, stop in enumerate(request.stops):
+        where = f'Bus stop "{stop.id}"'
+        try:
+            stops.append(
+                BusStop(
+                    id=stop.id,
+                    location=stop.location,
+                    people=stop.people or 0,
+                    time_windows=tuple(
+                        _window(w, f"{where}: time window", ("stops", i, "time_windows", j))
+                        for j, w in enumerate(stop.time_windows)
+                    ),
+                    required=stop.required,
+                    group=stop.group,
+                    max_dwell_s=stop.max_dwell_s,
+                    setup_s=stop.setup_s,
+                    demand=stop.resolved_demand,
+                    notes=stop.notes,
+                )
+            )
+        except ProblemError as error:
+            if error.path[:1] == ("stops",):
+                raise
+            raise _prefixed(error, ("stops", i), where) from None
+    areas: list[DemandArea] = []
+    for i, area in enumerate(request.areas):
+        try:
+            areas.append(
+                DemandArea(
+                    id=area.id,
+                    location=area.resolved_location,
+                    population=area.population,
+                    walk_limit_m=area.walk_limit_m,
+                    polygon=None if area.polygon is None else tuple(area.polygon),
+                )
+            )
+        except ProblemError as error:
+            raise _prefixed(error, ("areas", i), f'Area "{area.id}"') from None
+    labs: list[Lab] = []
+    for i, lab in enumerate(request.labs):
+        where = f'Lab "{lab.id}"'
+        try:
+            labs.append(
+                Lab(
+                    id=lab.id,
+                    location=lab.location,
+                    opening=tuple(
+                        _window(w, f"{where}: opening", ("labs", i, "opening", j))
+                        for j, w in enumerate(lab.opening)
+                    ),
+                    handover_s=lab.handover_s,
+                )
+            )
+        except ProblemError as error:
+            if error.path[:1] == ("labs",):
+                raise
+            raise _prefixed(error, ("labs", i), where) from None
+    return stops, areas, labs
 
 
 def error_loc(error: ProblemError) -> list[str | int]:
@@ -563,9 +753,11 @@ def _route_document(
     route: Route,
     geometry: Sequence[Sequence[float]] | None,
     addresses: Mapping[str, str | None],
+    catchments: Mapping[str, list[dict[str, Any]]],
 ) -> dict[str, Any]:
     vehicle = problem.vehicle(route.vehicle_id)
     steps: list[dict[str, Any]] = []
+    previous_tubes = 0
     for step in route.steps:
         out: dict[str, Any] = {
             "kind": step.kind.value,
@@ -599,10 +791,32 @@ def _route_document(
                 contact=visit.contact,
                 time_windows=[_window_out(w) for w in visit.time_windows],
             )
+        elif step.kind is StepKind.STOP:
+            stop = problem.task(step.id)
+            tubes = int(step.load.get("tubes", 0)) - previous_tubes
+            out.update(
+                people=step.people,
+                address=addresses.get(stop.id),
+                notes=stop.notes,
+                time_windows=[_window_out(w) for w in stop.time_windows],
+                dwell_s=_num(step.service_s),
+                tubes=max(tubes, 0) if "tubes" in step.load else None,
+                areas=catchments.get(stop.id, []),
+            )
+        elif step.kind is StepKind.LAB:
+            lab = problem.site(step.id)
+            assert isinstance(lab, Lab)
+            age = step.oldest_sample_age_s
+            out.update(
+                time_windows=[_window_out(w) for w in lab.opening],
+                delivered=dict(step.delivered or {}),
+                oldest_sample_age_s=None if age is None else _num(age),
+            )
         elif step.kind is StepKind.BREAK:
             for brk in vehicle.breaks:
                 if brk.id == step.id:
                     out["time_windows"] = [_window_out(brk.window)]
+        previous_tubes = int(step.load.get("tubes", 0))
         steps.append(out)
     coordinates = [[float(x), float(y)] for x, y, *_ in geometry] if geometry else None
     return {
@@ -640,25 +854,60 @@ def plan_document(
     geometries = geometries or {}
     addresses = addresses or {}
     summary = jsonable(plan.summary())
-    for key in ("cost", "distance_m", "travel_s", "wait_s", "service_s", "solve_s"):
+    for key in ("cost", "distance_m", "travel_s", "wait_s", "service_s", "solve_s", "max_sample_age_s"):
         if isinstance(summary.get(key), float):
             summary[key] = _num(summary[key])
     summary["vehicles"] = len(problem.vehicles)
     summary["visits"] = len(problem.visits)
+    summary["stops"] = len(problem.stops)
+    summary["areas"] = len(problem.areas)
+    summary["labs"] = len(problem.labs)
+    summary["max_sample_age_limit_s"] = problem.max_sample_age_s
+    coverage = _coverage_document(problem, plan)
+    catchments: dict[str, list[dict[str, Any]]] = {}
+    for entry in coverage:
+        if entry["covered"]:
+            catchments.setdefault(entry["stop_id"], []).append(
+                {"area_id": entry["area_id"], "population": entry["population"], "walk_m": entry["walk_m"]}
+            )
+    locations = {site.id: list(site.location) for site in problem.sites}
+    unassigned: list[dict[str, Any]] = [
+        {**u.to_dict(), "location": locations.get(u.visit_id)} for u in plan.unassigned
+    ]
     return {
         "summary": summary,
         "routes": [
-            _route_document(problem, route, geometries.get(route.vehicle_id), addresses)
+            _route_document(problem, route, geometries.get(route.vehicle_id), addresses, catchments)
             for route in plan.used_routes
         ],
-        "unassigned": [u.to_dict() for u in plan.unassigned],
+        "unassigned": unassigned,
+        "coverage": coverage,
         "violations": [jsonable(v.to_dict()) for v in plan.violations],
         "stats": jsonable(plan.stats),
     }
 
 
+def _coverage_document(problem: Problem, plan: Plan) -> list[dict[str, Any]]:
+    """Per demand area: the stop serving it and the walk, or why none does; with the locations
+    (the area's, its polygon, the stop's) that maps draw catchments from."""
+    areas = {a.id: a for a in problem.areas}
+    out: list[dict[str, Any]] = []
+    for cover in plan.coverage:
+        entry = jsonable(cover.to_dict())
+        if isinstance(entry.get("walk_m"), float):
+            entry["walk_m"] = _num(entry["walk_m"])
+        area = areas.get(cover.area_id)
+        entry["location"] = None if area is None else list(area.location)
+        entry["polygon"] = None if area is None or area.polygon is None else [list(p) for p in area.polygon]
+        entry["stop_location"] = None if cover.stop_id is None else list(problem.site(cover.stop_id).location)
+        out.append(entry)
+    return out
+
+
 def addresses_of(request: PlanRequest) -> dict[str, str | None]:
-    return {v.id: v.address for v in request.visits if v.address}
+    """Addresses of visits and bus stops, from the request (the routing model has none)."""
+    tasks: list[VisitIn | StopIn] = [*request.visits, *request.stops]
+    return {task.id: task.address for task in tasks if task.address}
 
 
 # -- responses ---------------------------------------------------------------------------------------
@@ -683,8 +932,14 @@ class TimeWindowOut(BaseModel):
     end: str
 
 
+class CatchmentOut(BaseModel):
+    area_id: str
+    population: int
+    walk_m: float | None = None
+
+
 class StepOut(BaseModel):
-    kind: Literal["start", "visit", "break", "end"]
+    kind: Literal["start", "visit", "stop", "lab", "break", "end"]
     id: str
     location: tuple[float, float]
     arrival_s: float
@@ -704,6 +959,11 @@ class StepOut(BaseModel):
     notes: str | None = None
     contact: str | None = None
     time_windows: list[TimeWindowOut] = Field(default_factory=list)
+    dwell_s: float | None = Field(default=None, description="Bus stop: time parked (setup + sampling).")
+    tubes: int | None = Field(default=None, description="Bus stop: tubes filled here.")
+    areas: list[CatchmentOut] | None = Field(default=None, description="Bus stop: the demand areas it serves.")
+    delivered: dict[str, int] | None = Field(default=None, description="Lab: what was handed over.")
+    oldest_sample_age_s: float | None = Field(default=None, description="Lab: age of the oldest sample handed over.")
 
 
 class GeometryOut(BaseModel):
@@ -728,11 +988,30 @@ class RouteOut(BaseModel):
 
 
 class UnassignedOut(BaseModel):
-    visit_id: str
+    visit_id: str = Field(description="The visit, or the bus stop when `kind` is stop.")
+    kind: str = "visit"
     reason: str = Field(
         description="no_skilled_vehicle, over_capacity, unreachable, fleet_full or not_worth_serving."
     )
     detail: str
+    location: tuple[float, float] | None = None
+
+
+class CoverageOut(BaseModel):
+    """A demand area: the bus stop serving it and the walk, or the reason it is uncovered."""
+
+    area_id: str
+    population: int
+    stop_id: str | None
+    walk_m: float | None
+    covered: bool
+    reason: str | None = Field(
+        default=None, description="no_stop_in_walking_range, stops_full or stop_not_served; null when covered."
+    )
+    detail: str = ""
+    location: tuple[float, float] | None = None
+    polygon: list[tuple[float, float]] | None = None
+    stop_location: tuple[float, float] | None = None
 
 
 class ViolationOut(BaseModel):
@@ -746,6 +1025,7 @@ class PlanDocument(BaseModel):
     summary: dict[str, Any]
     routes: list[RouteOut]
     unassigned: list[UnassignedOut]
+    coverage: list[CoverageOut] = Field(default_factory=list)
     violations: list[ViolationOut]
     stats: dict[str, Any]
 
