@@ -17,7 +17,6 @@ from routing.network import RoadNetwork, load_network
 from tests.routing.conftest import osm_file
 
 
-
 def small(networks: tuple[RoadNetwork, RoadNetwork], seed: int) -> District:
     """2 buses, 2 teams, 12 areas, 8 candidate stops, 15 visits, 2 labs over the whole extract."""
     drive, walk = networks
