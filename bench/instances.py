@@ -243,7 +243,8 @@ def to_problem(instance: Instance) -> Problem:
     """The instance as a Doorstep :class:`Problem` over the ``"drive"`` matrix.
 
     Solomon: times and distances scaled by :func:`time_scale` (float matrices, unrounded), a
-    large fixed cost per vehicle for the hierarchical objective. CVRP: the rounded distance
+    large fixed cost per vehicle for the hierarchical objective and a still larger penalty per
+    visit left out (serve everyone, then fewest vehicles, then distance). CVRP: the rounded distance
     matrix as durations and distances (scale 1), no windows, no fixed cost.
     """
     scale = time_scale(instance)
@@ -284,12 +285,15 @@ def to_problem(instance: Instance) -> Problem:
         )
         for i in range(instance.vehicles)
     ]
+    # Serving everyone comes first: a visit left out must cost more than the whole fleet's
+    # fixed costs, or dropping one visit is a cheaper way to save a vehicle.
+    unassigned_penalty = max(Objective().unassigned_penalty, 10 * instance.vehicles * fixed_cost)
     return Problem(
         depots=[Depot(DEPOT_ID, locations[0])],
         vehicles=vehicles,
         visits=visits,
         matrices={"drive": TravelMatrix(durations_s=matrix.copy(), distances_m=matrix.copy())},
-        objective=Objective(duration_cost_per_s=0.0, distance_cost_per_m=1.0),
+        objective=Objective(duration_cost_per_s=0.0, distance_cost_per_m=1.0, unassigned_penalty=unassigned_penalty),
     )
 
 

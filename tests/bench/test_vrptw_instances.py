@@ -121,6 +121,9 @@ def test_converts_a_tiny_instance_to_a_problem(tiny: Instance) -> None:
     assert (vehicle.shift.start_s, vehicle.shift.end_s) == (0, 10_000)
     assert dict(vehicle.capacity) == {"load": 10}
     assert vehicle.fixed_cost == HIERARCHICAL_FIXED_COST
+    # Hierarchy: leaving a visit out costs more than every vehicle's fixed cost together.
+    assert problem.objective.unassigned_penalty > len(problem.vehicles) * HIERARCHICAL_FIXED_COST
+    assert (problem.objective.distance_cost_per_m, problem.objective.duration_cost_per_s) == (1.0, 0.0)
     matrix = problem.matrices["drive"]
     assert matrix.distances_m[0, 1] == pytest.approx(500.0)
     assert matrix.durations_s[1, 2] == pytest.approx(500.0)
