@@ -51,12 +51,16 @@ def find_route(doc: Doc, vehicle_id: str) -> Mapping[str, Any]:
     raise UnknownVehicleError(f'no route for vehicle "{vehicle_id}" in this plan (vehicles: {known})')
 
 
+TASK_KINDS = ("visit", "stop")
+"""Steps that serve someone: a home visit, a bus stop."""
+
+
 def used_vehicle_ids(doc: Doc) -> list[str]:
-    """Ids of the vehicles whose route makes at least one visit, in document order."""
+    """Ids of the vehicles whose route makes at least one visit or bus stop, in document order."""
     return [
         str(r["vehicle_id"])
         for r in doc.get("routes") or []
-        if any(s.get("kind") == "visit" for s in r.get("steps") or [])
+        if any(s.get("kind") in TASK_KINDS for s in r.get("steps") or [])
     ]
 
 
@@ -108,16 +112,52 @@ def _text(value: Any) -> str:
 
 def _label(step: Step, seq: int) -> str:
     kind = step.get("kind")
-    if kind == "visit":
+    if kind in TASK_KINDS:
         return f"{seq:02d} {step.get('id', '')}"
     return f"{kind} {step.get('id', '')}".strip()
 
 
+def _areas_served(step: Step) -> str:
+    """A bus stop's demand areas, comma-separated ids."""
+    return ", ".join(str(a.get("area_id")) for a in step.get("areas") or [])
+
+
+def _delivered(step: Step) -> str:
+    """What a lab drop hands over, e.g. ``"132 tubes"``."""
+    return ", ".join(f"{n} {dim}" for dim, n in sorted((step.get("delivered") or {}).items()))
+
+
+def _age(seconds: Any) -> str:
+    """A sample age as ``"2 h 05"`` (hours and minutes); empty for None."""
+    if seconds is None:
+        return ""
+    minutes = round(float(seconds) / 60)
+    return f"{minutes // 60} h {minutes % 60:02d}"
+
+
+def _details(step: Step) -> str:
+    """What a bus crew needs beyond the address: the stay, tubes and areas; at a lab, the drop."""
+    kind = step.get("kind")
+    if kind == "stop":
+        parts = [f"stay {_minutes(step.get('dwell_s', step.get('service_s')))}"]
+        if step.get("tubes") is not None:
+            parts.append(f"{step['tubes']} tubes")
+        if _areas_served(step):
+            parts.append(f"areas {_areas_served(step)}")
+        return " · ".join(parts)
+    if kind == "lab":
+        parts = [f"hand over {_delivered(step) or 'nothing'}"]
+        if step.get("oldest_sample_age_s") is not None:
+            parts.append(f"oldest sample {_age(step['oldest_sample_age_s'])}")
+        return " · ".join(parts)
+    return ""
+
+
 def _visit_numbers(steps: Sequence[Step]) -> list[int]:
-    """1-based position of each visit among the route's visits; 0 for other steps."""
+    """1-based position of each visit or bus stop among the route's; 0 for other steps."""
     numbers, n = [], 0
     for step in steps:
-        if step.get("kind") == "visit":
+        if step.get("kind") in TASK_KINDS:
             n += 1
             numbers.append(n)
         else:
@@ -141,17 +181,22 @@ _ROUTE_PROPERTIES = ("vehicle_id", "kind", "profile", "distance_m", "duration_s"
                      "wait_s", "service_s", "cost")
 _STOP_PROPERTIES = ("id", "arrival", "arrival_s", "wait_s", "start", "start_s", "service_s",
                     "departure", "departure_s", "load", "distance_m", "travel_s", "people",
-                    "priority", "address", "notes")
+                    "priority", "address", "notes", "dwell_s", "tubes", "delivered", "oldest_sample_age_s")
 
 
 def plan_geojson(doc: Doc) -> dict[str, Any]:
     """The plan as a GeoJSON FeatureCollection (RFC 7946, ``[lon, lat]``).
 
     One LineString per used route, along the roads (``properties.geometry_source`` is ``"roads"``,
-    or ``"straight"`` when the document had no road geometry for it), then one Point per step of
-    those routes (``feature`` ``"stop"``, with ``sequence``, the step's ``kind`` and schedule),
-    then a Point per unassigned visit whose entry carries a ``location``. Contact details are
-    left out: a map layer travels further than a team's stop list.
+    or ``"straight"`` when the document had no road geometry for it); then per demand area an
+    ``"area"`` feature (its polygon, else its point: population, ``covered``, ``stop_id``,
+    ``walk_m``, or the ``reason`` it is uncovered) and, when covered, a ``"catchment"``
+    LineString from the area to its bus stop (with ``walk_m``); then one Point per step of the
+    routes (``feature`` ``"stop"``, with ``sequence``, the step's kind as ``step`` and schedule;
+    a bus stop adds ``people``, ``dwell_s``, ``tubes`` and ``areas_served``, a lab drop
+    ``delivered`` and ``oldest_sample_age_s``); then a Point per unassigned visit or bus stop
+    whose entry carries a ``location``. Contact details are left out: a map layer travels
+    further than a team's stop list.
     """
     features: list[dict[str, Any]] = []
     stops: list[dict[str, Any]] = []
@@ -166,7 +211,9 @@ def plan_geojson(doc: Doc) -> dict[str, Any]:
             "feature": "route",
             "geometry_source": source,
             "visits": sum(1 for s in steps if s.get("kind") == "visit"),
-            "people": sum(int(s.get("people") or 0) for s in steps if s.get("kind") == "visit"),
+            "stops": sum(1 for s in steps if s.get("kind") == "stop"),
+            "lab_drops": sum(1 for s in steps if s.get("kind") == "lab"),
+            "people": sum(int(s.get("people") or 0) for s in steps if s.get("kind") in TASK_KINDS),
             "start": _time(steps[0], "departure") if steps else "",
             "end": _time(steps[-1], "arrival") if steps else "",
         }
@@ -188,6 +235,11 @@ def plan_geojson(doc: Doc) -> dict[str, Any]:
                 "priority": priority_label(step.get("priority")) or None,
                 "time_windows": _windows(step) or None,
             }
+            if step.get("kind") == "stop":
+                stop["areas_served"] = _areas_served(step)
+            elif step.get("kind") != "lab":
+                for name in ("dwell_s", "tubes", "delivered", "oldest_sample_age_s"):
+                    stop.pop(name)
             stops.append(
                 {"type": "Feature",
                  "geometry": {"type": "Point", "coordinates": [float(v) for v in step["location"]]},
@@ -205,9 +257,36 @@ def plan_geojson(doc: Doc) -> dict[str, Any]:
         )
     return {
         "type": "FeatureCollection",
-        "features": features + stops,
+        "features": features + _area_features(doc) + stops,
         "properties": {"summary": dict(doc.get("summary") or {}), "attribution": ATTRIBUTION},
     }
+
+
+def _area_features(doc: Doc) -> list[dict[str, Any]]:
+    """Per demand area: its outline (or point) with its fate, and a catchment line to its stop."""
+    out: list[dict[str, Any]] = []
+    for entry in doc.get("coverage") or []:
+        location, polygon, stop_location = entry.get("location"), entry.get("polygon"), entry.get("stop_location")
+        props = {"feature": "area", "id": entry.get("area_id"), "population": entry.get("population"),
+                 "covered": bool(entry.get("covered")), "stop_id": entry.get("stop_id"),
+                 "walk_m": entry.get("walk_m"), "reason": entry.get("reason"), "detail": entry.get("detail") or None}
+        geometry: dict[str, Any] | None = None
+        if polygon and len(polygon) >= 3:
+            ring = [[float(v) for v in p] for p in polygon]
+            if ring[0] != ring[-1]:
+                ring.append(ring[0])
+            geometry = {"type": "Polygon", "coordinates": [ring]}
+        elif location:
+            geometry = {"type": "Point", "coordinates": [float(v) for v in location]}
+        if geometry is not None:
+            out.append({"type": "Feature", "geometry": geometry, "properties": props})
+        if entry.get("covered") and location and stop_location:
+            line = [[float(v) for v in location], [float(v) for v in stop_location]]
+            out.append({"type": "Feature", "geometry": {"type": "LineString", "coordinates": line},
+                        "properties": {"feature": "catchment", "area_id": entry.get("area_id"),
+                                       "stop_id": entry.get("stop_id"), "population": entry.get("population"),
+                                       "walk_m": entry.get("walk_m")}})
+    return out
 
 
 # --------------------------------------------------------------------------- CSV
@@ -233,15 +312,18 @@ def route_csv(doc: Doc, vehicle_id: str) -> str:
     """One vehicle's stop list as CSV (RFC 4180, header row, one row per step in order).
 
     Times are ``HH:MM``; ``wait_min`` and ``service_min`` minutes; ``distance_m`` cumulative;
-    ``load_<dim>`` what the vehicle has used after the step. Text that a spreadsheet would read
-    as a formula is prefixed with ``'``.
+    ``load_<dim>`` what the vehicle has used after the step. ``visit_no`` numbers the visits and
+    bus stops. A bus stop fills ``dwell_min``, ``tubes`` and ``areas`` (the demand areas walking
+    to it); a lab drop ``delivered`` and ``oldest_sample_min``. Text that a spreadsheet would
+    read as a formula is prefixed with ``'``.
     """
     route = find_route(doc, vehicle_id)
     steps = route.get("steps") or []
     dims = _dimensions(steps)
     header = ["seq", "visit_no", "kind", "id", "arrival", "start", "departure", "wait_min",
               "service_min", "time_windows", "people", "priority", "address", "lon", "lat",
-              "distance_m", *(f"load_{d}" for d in dims), "notes", "contact"]
+              "distance_m", *(f"load_{d}" for d in dims), "dwell_min", "tubes", "areas", "delivered",
+              "oldest_sample_min", "notes", "contact"]
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(header)
@@ -258,6 +340,9 @@ def route_csv(doc: Doc, vehicle_id: str) -> str:
             "" if location[1] is None else f"{float(location[1]):.6f}",
             round(float(step.get("distance_m") or 0)),
             *(load.get(d, "") for d in dims),
+            "" if step.get("dwell_s") is None else round(float(step["dwell_s"]) / 60),
+            _text(step.get("tubes")), _areas_served(step), _delivered(step),
+            "" if step.get("oldest_sample_age_s") is None else round(float(step["oldest_sample_age_s"]) / 60),
             _text(step.get("notes")), _text(step.get("contact")),
         ]
         writer.writerow([_cell(v) for v in row])
@@ -283,6 +368,14 @@ def _describe(step: Step) -> str:
             parts.append(priority_label(step.get("priority")))
         if _windows(step):
             parts.append(f"window {_windows(step)}")
+    elif step.get("kind") == "stop":
+        if step.get("people") is not None:
+            parts.append(f"{step['people']} people")
+        parts.append(_details(step))
+        if _windows(step):
+            parts.append(f"window {_windows(step)}")
+    elif step.get("kind") == "lab":
+        parts.append(_details(step))
     if step.get("address"):
         parts.append(str(step["address"]))
     if step.get("notes"):
@@ -293,8 +386,9 @@ def _describe(step: Step) -> str:
 def route_gpx(doc: Doc, vehicle_id: str) -> str:
     """One vehicle's day as GPX 1.1, for phone navigation apps.
 
-    Holds a waypoint per step (name ``"03 v-17"``: visit number and id; description with time,
-    people, priority, address, notes), a ``<rte>`` through the steps in order (what navigation
+    Holds a waypoint per step (name ``"03 v-17"``: visit or bus stop number and id; description
+    with time, people, priority, address, notes; at a bus stop the stay, tubes and areas, at a
+    lab what is handed over and the oldest sample's age), a ``<rte>`` through the steps in order (what navigation
     apps follow) and a ``<trk>`` along the roads. The plan has no calendar date, so times are
     written into the descriptions, not as GPX timestamps.
     """
@@ -347,6 +441,7 @@ th { background: #eee; }
 td.num { text-align: right; white-space: nowrap; }
 td.time { white-space: nowrap; }
 tr.depot td, tr.break td { background: #f6f6f6; color: #444; }
+tr.lab td { background: #eef4fb; }
 tr.p-quarantine td.prio { font-weight: bold; }
 tr.p-urgent td.prio { font-weight: bold; text-decoration: underline; }
 .box { display: inline-block; width: .9em; height: .9em; border: 1px solid #333; margin-right: .25em; }
@@ -371,19 +466,25 @@ def route_html(doc: Doc, vehicle_id: str) -> str:
 
     A row per step in order: number, arrival and service times, the visit's window, address (or
     coordinates), people, priority, notes and contact, and boxes to tick (done / not home /
-    refused). Every piece of text from the document is HTML-escaped.
+    refused; at a bus stop done / cancelled). A bus stop's notes start with the stay, tubes and
+    areas served; a lab drop's with what is handed over and the oldest sample's age. Every piece
+    of text from the document is HTML-escaped.
     """
     route = find_route(doc, vehicle_id)
     steps = route.get("steps") or []
     esc = html.escape
     visits = [s for s in steps if s.get("kind") == "visit"]
-    people = sum(int(s.get("people") or 0) for s in visits)
+    bus_stops = [s for s in steps if s.get("kind") == "stop"]
+    drops = [s for s in steps if s.get("kind") == "lab"]
+    people = sum(int(s.get("people") or 0) for s in [*visits, *bus_stops])
     first, last = (steps[0], steps[-1]) if steps else ({}, {})
     meta = [
         ("Kind", str(route.get("kind") or "")),
         ("Travel", str(route.get("profile") or "")),
         ("Shift", f"{_time(first, 'departure')}–{_time(last, 'arrival')}"),
-        ("Visits", str(len(visits))),
+        *([("Visits", str(len(visits)))] if visits or not bus_stops else []),
+        *([("Bus stops", str(len(bus_stops)))] if bus_stops else []),
+        *([("Lab drops", str(len(drops)))] if drops else []),
         ("People", str(people)),
         ("Distance", f"{float(route.get('distance_m') or 0) / 1000:.1f} km"),
     ]
@@ -391,19 +492,26 @@ def route_html(doc: Doc, vehicle_id: str) -> str:
     for step, number in zip(steps, _visit_numbers(steps), strict=True):
         kind = str(step.get("kind") or "")
         label = priority_label(step.get("priority"))
-        css = {"start": "depot", "end": "depot", "break": "break"}.get(kind, f"visit p-{label}")
-        if kind == "visit":
+        css = {"start": "depot", "end": "depot", "break": "break", "stop": "bus-stop", "lab": "lab"}.get(
+            kind, f"visit p-{label}"
+        )
+        if kind in TASK_KINDS:
             when = f"{_time(step, 'start')}–{_time(step, 'departure')}"
             if float(step.get("wait_s") or 0) >= 60:
                 when += f" (arrive {_time(step, 'arrival')})"
-            ticks = "".join(f'<span class="box"></span>{w}<br>' for w in ("done", "not home", "refused"))
+            outcomes = ("done", "not home", "refused") if kind == "visit" else ("done", "cancelled")
+            ticks = "".join(f'<span class="box"></span>{w}<br>' for w in outcomes)
+        elif kind == "lab":
+            when = f"{_time(step, 'arrival')}–{_time(step, 'departure')}"
+            ticks = '<span class="box"></span>handed over'
         elif kind == "start":
             when, ticks = _time(step, "departure"), ""
         elif kind == "break":
             when, ticks = f"{_time(step, 'start')}–{_time(step, 'departure')}", ""
         else:
             when, ticks = _time(step, "arrival"), ""
-        what = esc(str(step.get("id") or "")) if kind == "visit" else esc(f"{kind} · {step.get('id') or ''}")
+        what = esc(str(step.get("id") or "")) if kind in TASK_KINDS else esc(f"{kind} · {step.get('id') or ''}")
+        notes = " — ".join(t for t in (_details(step), _text(step.get("notes"))) if t)
         cells = [
             f'<td class="num">{number or ""}</td>',
             f'<td class="time">{esc(when)}</td>',
@@ -412,7 +520,7 @@ def route_html(doc: Doc, vehicle_id: str) -> str:
             f"<td>{esc(_place(step))}</td>",
             f'<td class="num">{esc(_text(step.get("people")))}</td>',
             f'<td class="prio">{esc(label)}</td>',
-            f"<td>{esc(_text(step.get('notes')))}</td>",
+            f"<td>{esc(notes)}</td>",
             f"<td>{esc(_text(step.get('contact')))}</td>",
             f'<td class="done">{ticks}</td>',
         ]
@@ -420,7 +528,7 @@ def route_html(doc: Doc, vehicle_id: str) -> str:
     title = f"Stop list · {vehicle_id}"
     header = "".join(
         f"<th>{h}</th>"
-        for h in ("#", "Time", "Window", "Visit", "Address / position", "People", "Priority",
+        for h in ("#", "Time", "Window", "Visit / stop", "Address / position", "People", "Priority",
                   "Notes", "Contact", "Outcome")
     )
     meta_html = "".join(f"<span><b>{esc(k)}:</b> {esc(v)}</span>" for k, v in meta)

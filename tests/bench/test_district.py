@@ -20,8 +20,9 @@ from tests.routing.conftest import osm_file
 def small(networks: tuple[RoadNetwork, RoadNetwork], seed: int) -> District:
     """2 buses, 2 teams, 12 areas, 8 candidate stops, 15 visits, 2 labs over the whole extract."""
     drive, walk = networks
-    return district_scenario(drive, walk, buses=2, teams=2, areas=12, stops=8, visits=15, labs=2, seed=seed,
-                             radius_km=None)
+    return district_scenario(
+        drive, walk, buses=2, teams=2, areas=12, stops=8, visits=15, labs=2, seed=seed, radius_km=None
+    )
 
 
 @pytest.fixture(scope="module")
@@ -105,8 +106,29 @@ def test_the_baseline_sends_each_area_to_its_nearest_stop_in_reach(district: Dis
 def test_the_benchmark_writes_both_sides_with_the_required_fields(tmp_path: Path) -> None:
     source = osm_file("aguascalientes.osm.pbf")
     out = tmp_path / "district.json"
-    code = bench.main([str(source), "--buses", "2", "--teams", "1", "--areas", "6", "--stops", "4", "--visits", "5",
-                       "--labs", "1", "--time-limit", "2", "--radius-km", "0", "--out", str(out)])
+    code = bench.main(
+        [
+            str(source),
+            "--buses",
+            "2",
+            "--teams",
+            "1",
+            "--areas",
+            "6",
+            "--stops",
+            "4",
+            "--visits",
+            "5",
+            "--labs",
+            "1",
+            "--time-limit",
+            "2",
+            "--radius-km",
+            "0",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     document = json.loads(out.read_text())
     for side in ("doorstep", "baseline"):

@@ -229,3 +229,101 @@ def test_tolerates_steps_without_optional_fields(doc: dict[str, Any]) -> None:
 
 def test_used_vehicle_ids_skips_routes_without_visits(doc: dict[str, Any]) -> None:
     assert used_vehicle_ids(doc) == ["team-1"]
+
+
+# --------------------------------------------------------------------------- bus stops, areas, labs
+
+
+@pytest.fixture
+def bus_doc() -> dict[str, Any]:
+    """The bus serves two stops (the school walks to the plaza, the compound to yard-east) and
+    drops at the lab; the team makes visit a and drops too; a third area is uncovered."""
+    from routing.evaluate import evaluate
+    from routing.model import BusStop
+    from routing.plan import AreaCoverage, Plan, Reason, Unassigned
+    from service.schemas import PlanRequest, plan_document, to_problem
+    from tests.service.test_api_buses import bus_request
+
+    request = bus_request()
+    request["areas"].append({"id": "hamlet", "location": [113.70, 34.80], "population": 60})
+    problem = to_problem(PlanRequest.model_validate(request))
+    people = {"plaza": 420, "yard-east": 900}
+    problem = problem.replace(stops=[
+        BusStop(s.id, s.location, people=people.get(s.id, 0), time_windows=s.time_windows, group=s.group,
+                demand={"tubes": -(-people.get(s.id, 0) // 10)}, notes=s.notes)
+        for s in problem.stops
+    ])
+    evaluation = evaluate(problem, {"bus-1": ["yard-east", "plaza", "lab"], "team-1": ["a", "lab"]})
+    plan = Plan(
+        routes=evaluation.routes,
+        unassigned=(Unassigned("yard-west", Reason.NOT_WORTH_SERVING, "its alternative is used", kind="stop"),),
+        violations=evaluation.violations,
+        cost=evaluation.cost,
+        coverage=(
+            AreaCoverage("school", 420, "plaza", 35.5),
+            AreaCoverage("compound", 900, "yard-east", 140.0),
+            AreaCoverage("hamlet", 60, None, None, Reason.NO_STOP_IN_WALKING_RANGE, "nearest stop 9 km"),
+        ),
+    )
+    return plan_document(problem, plan, addresses={"plaza": "Plaza gate"})
+
+
+def test_geojson_has_bus_stops_lab_drops_areas_and_catchments(bus_doc: dict[str, Any]) -> None:
+    collection = plan_geojson(bus_doc)
+    json.dumps(collection)
+    frame = gpd.GeoDataFrame.from_features(collection["features"], crs="EPSG:4326")
+    routes = frame[frame["feature"] == "route"]
+    assert set(routes["vehicle_id"]) == {"bus-1", "team-1"}  # a bus route without visits is drawn
+    bus_route = routes[routes["vehicle_id"] == "bus-1"].iloc[0]
+    assert bus_route["stops"] == 2 and bus_route["people"] == 1320 and bus_route["lab_drops"] == 1
+    steps = frame[(frame["feature"] == "stop") & (frame["vehicle_id"] == "bus-1")]
+    plaza = steps[steps["id"] == "plaza"].iloc[0]
+    assert plaza["step"] == "stop" and plaza["people"] == 420 and plaza["tubes"] == 42
+    assert plaza["dwell_s"] == 600 + 420 * 10 and plaza["areas_served"] == "school"
+    lab = steps[steps["step"] == "lab"].iloc[0]
+    assert lab["delivered"] == {"tubes": 132} and lab["oldest_sample_age_s"] > 0
+    areas = frame[frame["feature"] == "area"].set_index("id")
+    assert areas.loc["compound"].geometry.geom_type == "Polygon"  # the outline when given
+    assert areas.loc["school"].geometry.geom_type == "Point"
+    assert not areas.loc["hamlet"]["covered"] and areas.loc["hamlet"]["reason"] == "no_stop_in_walking_range"
+    catchments = frame[frame["feature"] == "catchment"].set_index("area_id")
+    assert sorted(catchments.index) == ["compound", "school"]  # none for the uncovered hamlet
+    line = catchments.loc["school"]
+    assert line["stop_id"] == "plaza" and line["walk_m"] == 35.5
+    assert line.geometry.coords[-1] == pytest.approx(tuple(bus_doc["coverage"][0]["stop_location"]))
+    unassigned = frame[frame["feature"] == "unassigned"]
+    assert list(unassigned["id"]) == ["yard-west"]
+
+
+def test_csv_of_a_bus_has_dwell_tubes_areas_and_lab_drops(bus_doc: dict[str, Any]) -> None:
+    rows = list(csv.DictReader(io.StringIO(route_csv(bus_doc, "bus-1"))))
+    assert [r["kind"] for r in rows] == ["start", "stop", "stop", "lab", "end"]
+    assert [r["visit_no"] for r in rows] == ["", "1", "2", "", ""]
+    plaza = rows[2]
+    assert (plaza["people"], plaza["dwell_min"], plaza["tubes"], plaza["areas"]) == ("420", "80", "42", "school")
+    assert plaza["address"] == "Plaza gate" and plaza["time_windows"] == "12:00-14:00"
+    lab = rows[3]
+    assert lab["delivered"] == "132 tubes" and int(lab["oldest_sample_min"]) > 80
+    assert lab["dwell_min"] == "" and rows[0]["delivered"] == ""
+
+
+def test_gpx_of_a_bus_describes_stops_and_drops(bus_doc: dict[str, Any]) -> None:
+    gpx = gpxpy.parse(route_gpx(bus_doc, "bus-1"))
+    assert [w.name for w in gpx.waypoints] == ["start station", "01 yard-east", "02 plaza", "lab lab", "end station"]
+    plaza = gpx.waypoints[2].description or ""
+    assert "420 people" in plaza and "stay 80 min" in plaza and "42 tubes" in plaza and "areas school" in plaza
+    assert "hand over 132 tubes" in (gpx.waypoints[3].description or "")
+    assert "oldest sample" in (gpx.waypoints[3].description or "")
+
+
+def test_html_of_a_bus_lists_stops_and_drops(bus_doc: dict[str, Any]) -> None:
+    page = route_html(bus_doc, "bus-1")
+    parser = _Table()
+    parser.feed(page)
+    assert [row[3] for row in parser.rows] == ["start · station", "yard-east", "plaza", "lab · lab", "end · station"]
+    plaza = parser.rows[2]
+    assert plaza[0] == "2" and plaza[5] == "420" and plaza[4] == "Plaza gate"
+    assert plaza[7].startswith("stay 80 min · 42 tubes · areas school")
+    assert "cancelled" in plaza[9] and "not home" not in plaza[9]
+    assert parser.rows[3][7].startswith("hand over 132 tubes · oldest sample")
+    assert "Bus stops:" in page and "Lab drops:" in page and "Visits:" not in page
