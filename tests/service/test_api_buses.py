@@ -4,8 +4,10 @@ a request, the plan document's stop and lab steps, coverage and walks on the wal
 from __future__ import annotations
 
 import copy
+import json
 import math
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -319,3 +321,39 @@ def test_area_walks_come_from_the_networks_walk_profile(tmp_path: Any) -> None:
     assert walk is not None and walk.shape == (2, 1)
     assert 0 < walk[0, 0] < 2_000 and math.isinf(walk[1, 0])
     assert network_area_walk(PlanRequest.model_validate(bus_request(areas=[])), registry) is None
+
+
+# -- the sample in data/ ---------------------------------------------------------------------------------
+
+SAMPLE = Path(__file__).parents[2] / "data" / "buses-with-matrices.json"
+
+
+def test_the_bus_sample_solves_from_the_command_line_with_nobody_dropped_silently(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from service.cli import app
+
+    runner = CliRunner()
+    plan = tmp_path / "plan.json"
+    result = runner.invoke(app, ["solve", str(SAMPLE), "-o", str(plan), "--time-limit", "2"])
+    assert result.exit_code == 0, result.output
+    document = json.loads(plan.read_text())
+    request = json.loads(SAMPLE.read_text())
+    assert document["summary"]["feasible"] is True and document["violations"] == []
+    # Every area is covered or says why; every visit and stop is routed or listed with a reason.
+    coverage = {c["area_id"]: c for c in document["coverage"]}
+    assert set(coverage) == {a["id"] for a in request["areas"]}
+    assert all(c["covered"] or c["reason"] for c in coverage.values())
+    routed = {s["id"] for r in document["routes"] for s in r["steps"] if s["kind"] in ("visit", "stop")}
+    left_out = {u["visit_id"] for u in document["unassigned"]}
+    assert {v["id"] for v in request["visits"]} <= routed | left_out
+    assert {c["stop_id"] for c in coverage.values() if c["covered"]} <= routed
+    # Samples reach the lab in time.
+    limit = document["summary"]["max_sample_age_limit_s"]
+    ages = [s["oldest_sample_age_s"] for r in document["routes"] for s in r["steps"] if s["kind"] == "lab"]
+    assert all(age is None or age <= limit for age in ages)
+    geojson = tmp_path / "plan.geojson"
+    result = runner.invoke(app, ["export", str(plan), "--format", "geojson", "-o", str(geojson)])
+    assert result.exit_code == 0, result.output
+    features = json.loads(geojson.read_text())["features"]
+    assert {f["properties"]["feature"] for f in features} >= {"route", "stop", "area", "catchment"}
