@@ -19,7 +19,12 @@ Schedule rules (what every engine must model the same way):
 - a break the route does not list is required when it can be taken neither before the route
   starts nor after it ends;
 - an open-ended route ends when its last service ends; the shift must cover the whole route;
-- loads are cumulative per dimension; a dimension the vehicle does not list is unlimited.
+- loads are cumulative per dimension; a dimension the vehicle does not list is unlimited;
+- at a bus stop the bus stays ``setup + people x seconds_per_person / lanes``; buses serve stops,
+  teams serve visits, vans either; at most one stop of an alternatives group is used;
+- at a lab the vehicle hands over everything it carries (its loads start again from zero); each
+  sample dates from the start of the service that took it and must reach a lab within the
+  problem's ``max_sample_age_s``; with labs in the problem, nothing may be carried home.
 """
 
 from __future__ import annotations
@@ -28,10 +33,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from routing.errors import UnknownReferenceError
-from routing.model import Amounts, Break, Problem, Vehicle, Visit, format_clock
+from routing.model import Amounts, Break, BusStop, Lab, Problem, TimeWindow, Vehicle, Visit, format_clock
 from routing.plan import Route, Step, StepKind, Violation, ViolationKind
 
 OPEN_END_ID = "open-end"
+EPS_S = 1e-6
+"""Float noise allowed on a time check: matrices are float seconds, windows whole seconds."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,25 +80,29 @@ def evaluate(problem: Problem, routes: Mapping[str, Sequence[str]]) -> Evaluatio
     seen: dict[str, str] = {}
     scheduled: list[Route] = []
     violations: list[Violation] = []
+    lab_ids = {lab.id for lab in problem.labs}
     for vehicle in problem.vehicles:
         sequence = list(routes.get(vehicle.id, ()))
         for step_id in sequence:
-            if step_id in seen and not _is_break(vehicle, step_id):
+            if _is_break(vehicle, step_id) or step_id in lab_ids:
+                continue  # breaks and lab drops may come back; tasks may not
+            if step_id in seen:
                 violations.append(
                     Violation(
                         vehicle.id,
                         ViolationKind.DUPLICATE_VISIT,
                         step_id,
-                        f'Visit "{step_id}" is already in the route of "{seen[step_id]}"',
+                        f'"{step_id}" is already in the route of "{seen[step_id]}"',
                     )
                 )
-            elif not _is_break(vehicle, step_id):
+            else:
                 seen[step_id] = vehicle.id
         route, route_violations = _schedule_route(problem, vehicle, sequence)
         scheduled.append(route)
         violations.extend(route_violations)
-    missing = tuple(v.id for v in problem.visits if v.id not in seen)
-    penalty = sum(problem.objective.penalty_of(problem.visit(vid)) for vid in missing)
+    violations.extend(_alternatives_used_twice(problem, seen))
+    missing = tuple(t.id for t in problem.tasks if t.id not in seen)
+    penalty = _missing_penalty(problem, missing)
     return Evaluation(
         routes=tuple(scheduled),
         violations=tuple(violations),
@@ -105,12 +116,54 @@ def _is_break(vehicle: Vehicle, step_id: str) -> bool:
     return any(b.id == step_id for b in vehicle.breaks)
 
 
+def _alternatives_used_twice(problem: Problem, served: Mapping[str, str]) -> list[Violation]:
+    used: dict[str, str] = {}
+    out: list[Violation] = []
+    for stop in problem.stops:
+        if stop.group is None or stop.id not in served:
+            continue
+        if stop.group in used:
+            out.append(
+                Violation(
+                    served[stop.id],
+                    ViolationKind.ALTERNATIVE_TWICE,
+                    stop.id,
+                    f'bus stops "{used[stop.group]}" and "{stop.id}" are alternatives (group "{stop.group}"): use one',
+                )
+            )
+        else:
+            used[stop.group] = stop.id
+    return out
+
+
+def _missing_penalty(problem: Problem, missing: Sequence[str]) -> float:
+    """Visits and stops left out; with demand areas, people left without a stop in reach."""
+    objective = problem.objective
+    penalty = 0.0
+    for task_id in missing:
+        task = problem.task(task_id)
+        if isinstance(task, BusStop) and problem.areas and not task.required:
+            continue  # with areas, a stop is worth the people it covers, counted below
+        penalty += objective.penalty_of(task)
+    if problem.areas:
+        from routing.coverage import walk_matrix  # the evaluator's one shared helper: distances only
+
+        walk = walk_matrix(problem)
+        served = [j for j, stop in enumerate(problem.stops) if stop.id not in set(missing)]
+        for i, area in enumerate(problem.areas):
+            if not served or not (walk[i, served] <= area.walk_limit_m).any():
+                penalty += objective.stop_penalty_per_person * area.population
+    return penalty
+
+
 def _schedule_route(problem: Problem, vehicle: Vehicle, sequence: list[str]) -> tuple[Route, list[Violation]]:
     breaks = {b.id: b for b in vehicle.breaks}
     for step_id in sequence:
         if step_id not in breaks:
-            problem.visit(step_id)  # raises UnknownReferenceError for an id that is not a visit
-    if not any(step_id not in breaks for step_id in sequence):
+            problem.site(step_id)  # raises UnknownReferenceError for an id that is not a site
+            if step_id in problem.depot_ids:
+                raise UnknownReferenceError(f'route of "{vehicle.id}": "{step_id}" is a depot, not a step')
+    if not any(isinstance(problem.site(step_id), Visit | BusStop) for step_id in sequence if step_id not in breaks):
         # An unused vehicle stays at its depot: nothing to check, nothing to pay.
         start = _idle_step(problem, vehicle, StepKind.START)
         end = _idle_step(problem, vehicle, StepKind.END)
@@ -121,9 +174,11 @@ def _schedule_route(problem: Problem, vehicle: Vehicle, sequence: list[str]) -> 
     violations.extend(_route_level_violations(vehicle, steps, sequence))
     travel_s, distance_m = steps[-1].travel_s, steps[-1].distance_m
     objective = problem.objective
+    # Lab handovers are priced like travel time: the engines must not make pointless drops.
+    handover_s = sum(step.service_s for step in steps if step.kind is StepKind.LAB)
     cost = (
         vehicle.fixed_cost
-        + objective.duration_cost_per_s * travel_s
+        + objective.duration_cost_per_s * (travel_s + handover_s)
         + objective.distance_cost_per_m * distance_m
     )
     return Route(vehicle.id, tuple(steps), cost), violations
@@ -153,13 +208,24 @@ class _Walker:
         self.wait_total_s = 0.0
         self.slack_s = float("inf")
         self.load: dict[str, int] = {}
+        self.oldest_sample_s: float | None = None
+        self.pending_latest: tuple[float, float] = (float("inf"), 0.0)
         self.steps: list[Step] = []
         self.violations: list[Violation] = []
 
     def location(self, site: int) -> tuple[float, float]:
         return self.problem.sites[site].location
 
-    def add(self, kind: StepKind, step_id: str, site: int, arrival: float, start: float, service: float) -> None:
+    def add(
+        self,
+        kind: StepKind,
+        step_id: str,
+        site: int,
+        arrival: float,
+        start: float,
+        service: float,
+        **extra: object,
+    ) -> None:
         wait = start - arrival
         self.wait_total_s += wait
         self.steps.append(
@@ -175,9 +241,29 @@ class _Walker:
                 Amounts(self.load),
                 self.distance_m,
                 self.travel_s,
+                **extra,  # type: ignore[arg-type]
             )
         )
         self.t = start + service
+
+    def flag(self, kind: ViolationKind, step_id: str | None, message: str) -> None:
+        self.violations.append(Violation(self.vehicle.id, kind, step_id, message))
+
+    def open_window(self, what: str, windows: tuple[TimeWindow, ...], arrival: float, step_id: str) -> float:
+        """Service start: the earliest opening of the first window not yet closed (else late)."""
+        window = next((w for w in windows if w.end_s + EPS_S >= arrival), None)
+        if window is None:
+            last = windows[-1]
+            self.flag(
+                ViolationKind.LATE,
+                step_id,
+                f"{what}: arrives {format_clock(int(arrival))}, after its last window {last} closed",
+            )
+            self.pending_latest = (float(last.end_s), arrival)
+            return arrival
+        start = max(arrival, float(window.start_s))
+        self.pending_latest = (float(window.end_s), start)
+        return start
 
     def note_latest(self, latest_s: float, start_s: float) -> None:
         # Savelsbergh's forward slack: leaving later by d keeps this step on time while
@@ -206,7 +292,7 @@ class _Walker:
             at = site if drive_left == 0 else self.site
             self.add(StepKind.BREAK, brk.id, at, free, start, float(brk.duration_s))
             self.note_latest(brk.window.end_s, start)
-            if start > brk.window.end_s:
+            if start > brk.window.end_s + EPS_S:
                 self.violations.append(
                     Violation(
                         self.vehicle.id,
@@ -221,37 +307,63 @@ class _Walker:
         self.site = site
         return self.t + drive_left
 
-    def visit(self, visit: Visit, site: int, arrival: float) -> None:
-        window = next((w for w in visit.windows if w.end_s >= arrival), None)
-        if window is None:
-            start = arrival
-            last = visit.windows[-1]
-            self.violations.append(
-                Violation(
-                    self.vehicle.id,
-                    ViolationKind.LATE,
-                    visit.id,
-                    f'Visit "{visit.id}": arrives {format_clock(int(arrival))}, after its last window {last} closed',
-                )
-            )
-            self.note_latest(last.end_s, start)
-        else:
-            start = max(arrival, float(window.start_s))
-        for dim, amount in visit.demand.items():
-            self.load[dim] = self.load.get(dim, 0) + amount
-        self.add(StepKind.VISIT, visit.id, site, arrival, start, float(visit.service_s))
-        if window is not None:
-            self.note_latest(window.end_s, start)
-        missing = visit.skills - self.vehicle.skills
-        if missing:
-            self.violations.append(
-                Violation(
-                    self.vehicle.id,
+    def serve(self, task: Visit | BusStop, site: int, arrival: float) -> None:
+        vehicle = self.vehicle
+        if isinstance(task, Visit):
+            kind, what, service = StepKind.VISIT, f'Visit "{task.id}"', task.service_s
+            if not vehicle.serves_visits:
+                self.flag(ViolationKind.WRONG_VEHICLE, task.id, f"{what}: a {vehicle.kind} does not make home visits")
+            missing = task.skills - vehicle.skills
+            if missing:
+                self.flag(
                     ViolationKind.MISSING_SKILL,
-                    visit.id,
-                    f'Visit "{visit.id}" needs {", ".join(sorted(missing))}, which "{self.vehicle.id}" lacks',
+                    task.id,
+                    f'{what} needs {", ".join(sorted(missing))}, which "{vehicle.id}" lacks',
                 )
+        else:
+            kind, what, service = StepKind.STOP, f'Bus stop "{task.id}"', vehicle.dwell_s(task)
+            if not vehicle.serves_stops:
+                self.flag(ViolationKind.WRONG_VEHICLE, task.id, f"{what}: a {vehicle.kind} does not staff bus stops")
+            if task.max_dwell_s is not None and service > task.max_dwell_s:
+                self.flag(
+                    ViolationKind.DWELL_TOO_LONG,
+                    task.id,
+                    f'{what}: {task.people} people take {service / 60:.0f} min with "{vehicle.id}", '
+                    f"over the {task.max_dwell_s / 60:.0f} min allowed",
+                )
+        start = self.open_window(what, task.windows, arrival, task.id)
+        if task.demand:
+            # A sample dates from the start of the service that took it.
+            self.oldest_sample_s = start if self.oldest_sample_s is None else self.oldest_sample_s
+        for dim, amount in task.demand.items():
+            self.load[dim] = self.load.get(dim, 0) + amount
+        self.add(kind, task.id, site, arrival, start, float(service), people=task.people)
+        self.note_latest(*self.pending_latest)
+
+    def drop(self, lab: Lab, site: int, arrival: float) -> None:
+        start = self.open_window(f'Lab "{lab.id}" (closed)', lab.windows, arrival, lab.id)
+        age = None if self.oldest_sample_s is None else start - self.oldest_sample_s
+        delivered = Amounts(self.load)
+        if age is not None and age > self.problem.max_sample_age_s + EPS_S:
+            self.flag(
+                ViolationKind.SAMPLE_TOO_OLD,
+                lab.id,
+                f'samples reach lab "{lab.id}" {age / 3600:.1f} h after they were taken '
+                f"(limit {self.problem.max_sample_age_s / 3600:.1f} h)",
             )
+        self.load = {}
+        self.oldest_sample_s = None
+        self.add(
+            StepKind.LAB,
+            lab.id,
+            site,
+            arrival,
+            start,
+            float(lab.handover_s),
+            delivered=delivered,
+            oldest_sample_age_s=age,
+        )
+        self.note_latest(*self.pending_latest)
 
 
 def _forward(
@@ -267,7 +379,11 @@ def _forward(
             continue
         site = problem.site_index(step_id)
         arrival = walker.travel_to(site, pending, step_id)
-        walker.visit(problem.visit(step_id), site, arrival)
+        target = problem.sites[site]
+        if isinstance(target, Lab):
+            walker.drop(target, site, arrival)
+        else:
+            walker.serve(problem.task(step_id), site, arrival)
     if vehicle.end_depot is None:
         # Open end: breaks listed last are taken where the last service ended.
         arrival = walker.travel_to(walker.site, pending, OPEN_END_ID)
@@ -277,6 +393,13 @@ def _forward(
         arrival = walker.travel_to(end_site, pending, vehicle.end_depot)
         walker.add(StepKind.END, vehicle.end_depot, end_site, arrival, arrival, 0.0)
     walker.note_latest(vehicle.shift.end_s, arrival)
+    if problem.labs and any(walker.load.values()):
+        carried = ", ".join(f"{n} {dim}" for dim, n in sorted(walker.load.items()) if n)
+        walker.flag(
+            ViolationKind.SAMPLES_UNDELIVERED,
+            None,
+            f'"{vehicle.id}" ends its shift still carrying samples ({carried}); drop them at a lab first',
+        )
     slack = max(0.0, min(walker.slack_s, walker.wait_total_s))
     return walker.steps, walker.violations, slack
 
@@ -284,7 +407,7 @@ def _forward(
 def _route_level_violations(vehicle: Vehicle, steps: list[Step], sequence: list[str]) -> list[Violation]:
     violations: list[Violation] = []
     start, end = steps[0].departure_s, steps[-1].arrival_s
-    if end > vehicle.shift.end_s:
+    if end > vehicle.shift.end_s + EPS_S:
         violations.append(
             Violation(
                 vehicle.id,
@@ -293,7 +416,7 @@ def _route_level_violations(vehicle: Vehicle, steps: list[Step], sequence: list[
                 f'"{vehicle.id}" ends at {format_clock(int(end))}, after its shift {vehicle.shift}',
             )
         )
-    if vehicle.max_duration_s is not None and end - start > vehicle.max_duration_s:
+    if vehicle.max_duration_s is not None and end - start > vehicle.max_duration_s + EPS_S:
         violations.append(
             Violation(
                 vehicle.id,

@@ -668,6 +668,18 @@ class Problem:
         """Every capacity dimension any visit or stop consumes, sorted."""
         return tuple(sorted({dim for task in self.tasks for dim in task.demand}))
 
+    def with_stops(self, stops: Iterable[BusStop]) -> Problem:
+        """The same problem with only ``stops`` (a subset, possibly restaffed) and no areas:
+        what gets routed once stops are chosen. Matrices keep only the remaining sites."""
+        kept = tuple(stops)
+        keep_ids = [site.id for site in (*self.depots, *self.visits, *kept, *self.labs)]
+        index = np.array([self.site_index(i) for i in keep_ids], dtype=np.intp)
+        matrices = {
+            name: TravelMatrix(m.durations_s[np.ix_(index, index)], m.distances_m[np.ix_(index, index)])
+            for name, m in self.matrices.items()
+        }
+        return self.replace(stops=kept, areas=(), area_walk_m=None, matrices=matrices)
+
     def replace(self, **changes: object) -> Problem:
         """A copy with some parts replaced (validated again)."""
         fields: dict[str, object] = {

@@ -16,8 +16,15 @@ from typing import Any
 class StepKind(StrEnum):
     START = "start"
     VISIT = "visit"
+    STOP = "stop"
+    LAB = "lab"
     BREAK = "break"
     END = "end"
+
+    @property
+    def is_task(self) -> bool:
+        """A home visit or a bus stop: what the plan serves."""
+        return self in (StepKind.VISIT, StepKind.STOP)
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +36,9 @@ class Step:
     ``load`` is what the vehicle has used per capacity dimension after this step;
     ``distance_m`` and ``travel_s`` are cumulative from the route's start.
     For a break, ``id`` is the break's id and the location is where it is taken.
+    ``people`` is the household size (visit) or the people expected (bus stop); at a lab,
+    ``delivered`` is what was handed over and ``oldest_sample_age_s`` the age of the oldest
+    sample in it.
     """
 
     kind: StepKind
@@ -42,9 +52,15 @@ class Step:
     load: Mapping[str, int]
     distance_m: float
     travel_s: float
+    people: int = 0
+    delivered: Mapping[str, int] | None = None
+    oldest_sample_age_s: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        extra: dict[str, Any] = {}
+        if self.delivered is not None:
+            extra = {"delivered": dict(self.delivered), "oldest_sample_age_s": self.oldest_sample_age_s}
+        return extra | {
             "kind": self.kind.value,
             "id": self.id,
             "location": list(self.location),
@@ -56,6 +72,7 @@ class Step:
             "load": dict(self.load),
             "distance_m": self.distance_m,
             "travel_s": self.travel_s,
+            "people": self.people,
         }
 
 
@@ -70,6 +87,19 @@ class Route:
     @property
     def visit_ids(self) -> list[str]:
         return [s.id for s in self.steps if s.kind is StepKind.VISIT]
+
+    @property
+    def stop_ids(self) -> list[str]:
+        return [s.id for s in self.steps if s.kind is StepKind.STOP]
+
+    @property
+    def task_ids(self) -> list[str]:
+        """Visits and bus stops in order."""
+        return [s.id for s in self.steps if s.kind.is_task]
+
+    @property
+    def lab_drops(self) -> list[Step]:
+        return [s for s in self.steps if s.kind is StepKind.LAB]
 
     @property
     def start_s(self) -> float:
@@ -97,11 +127,11 @@ class Route:
 
     @property
     def service_s(self) -> float:
-        return sum(s.service_s for s in self.steps if s.kind is StepKind.VISIT)
+        return sum(s.service_s for s in self.steps if s.kind.is_task)
 
     @property
     def is_used(self) -> bool:
-        return any(s.kind is StepKind.VISIT for s in self.steps)
+        return any(s.kind.is_task for s in self.steps)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -117,7 +147,7 @@ class Route:
 
 
 class Reason(StrEnum):
-    """Why a visit is not in the plan. Nobody is dropped without one."""
+    """Why a visit, bus stop or demand area is not in the plan. Nobody is dropped without one."""
 
     NO_SKILLED_VEHICLE = "no_skilled_vehicle"
     """No vehicle has every skill the visit requires."""
@@ -129,16 +159,55 @@ class Reason(StrEnum):
     """It could be served alone, but the fleet's time or capacity went to other visits."""
     NOT_WORTH_SERVING = "not_worth_serving"
     """An optional visit whose penalty is lower than what serving it would cost."""
+    NO_STOP_IN_WALKING_RANGE = "no_stop_in_walking_range"
+    """A demand area with no candidate bus stop within its walking limit."""
+    STOPS_FULL = "stops_full"
+    """Every stop within walking range would overrun its longest allowed stay."""
+    STOP_NOT_SERVED = "stop_not_served"
+    """The area's chosen bus stop could not be fitted into any bus's day."""
 
 
 @dataclass(frozen=True, slots=True)
 class Unassigned:
+    """A visit or bus stop (``kind``) left out of the plan, with its reason.
+
+    ``visit_id`` names the visit, or the bus stop when ``kind`` is ``"stop"``.
+    """
+
     visit_id: str
     reason: Reason
     detail: str
+    kind: str = "visit"
 
     def to_dict(self) -> dict[str, str]:
-        return {"visit_id": self.visit_id, "reason": self.reason.value, "detail": self.detail}
+        return {"visit_id": self.visit_id, "kind": self.kind, "reason": self.reason.value, "detail": self.detail}
+
+
+@dataclass(frozen=True, slots=True)
+class AreaCoverage:
+    """Which bus stop serves a demand area and how far its people walk, or why none does."""
+
+    area_id: str
+    population: int
+    stop_id: str | None
+    walk_m: float | None
+    reason: Reason | None = None
+    detail: str = ""
+
+    @property
+    def covered(self) -> bool:
+        return self.stop_id is not None and self.reason is None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "area_id": self.area_id,
+            "population": self.population,
+            "stop_id": self.stop_id,
+            "walk_m": self.walk_m,
+            "covered": self.covered,
+            "reason": None if self.reason is None else self.reason.value,
+            "detail": self.detail,
+        }
 
 
 class ViolationKind(StrEnum):
@@ -152,6 +221,11 @@ class ViolationKind(StrEnum):
     MAX_DURATION = "max_duration"
     BREAK_LATE = "break_late"
     BREAK_MISSING = "break_missing"
+    WRONG_VEHICLE = "wrong_vehicle"
+    DWELL_TOO_LONG = "dwell_too_long"
+    ALTERNATIVE_TWICE = "alternative_twice"
+    SAMPLE_TOO_OLD = "sample_too_old"
+    SAMPLES_UNDELIVERED = "samples_undelivered"
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +258,7 @@ class Plan:
     engine: str = ""
     solve_s: float = 0.0
     stats: Mapping[str, Any] = field(default_factory=dict)
+    coverage: tuple[AreaCoverage, ...] = ()
 
     @property
     def is_feasible(self) -> bool:
@@ -201,11 +276,26 @@ class Plan:
 
     def summary(self) -> dict[str, Any]:
         used = self.used_routes
+        drops = [s for r in used for s in r.lab_drops]
+        ages = [s.oldest_sample_age_s for s in drops if s.oldest_sample_age_s is not None]
+        unassigned_by_reason: dict[str, int] = {}
+        for u in self.unassigned:
+            unassigned_by_reason[u.reason.value] = unassigned_by_reason.get(u.reason.value, 0) + 1
+        for a in self.coverage:
+            if a.reason is not None:
+                key = f"area:{a.reason.value}"
+                unassigned_by_reason[key] = unassigned_by_reason.get(key, 0) + 1
         return {
             "cost": self.cost,
             "vehicles_used": len(used),
             "visits_assigned": sum(len(r.visit_ids) for r in used),
-            "visits_unassigned": len(self.unassigned),
+            "visits_unassigned": sum(1 for u in self.unassigned if u.kind == "visit"),
+            "stops_served": sum(len(r.stop_ids) for r in used),
+            "people_covered": sum(a.population for a in self.coverage if a.covered),
+            "people_total": sum(a.population for a in self.coverage),
+            "unassigned_by_reason": unassigned_by_reason,
+            "lab_drops": len(drops),
+            "max_sample_age_s": max(ages, default=None),
             "distance_m": sum(r.distance_m for r in used),
             "travel_s": sum(r.travel_s for r in used),
             "wait_s": sum(r.wait_s for r in used),
@@ -221,5 +311,6 @@ class Plan:
             "routes": [r.to_dict() for r in self.routes],
             "unassigned": [u.to_dict() for u in self.unassigned],
             "violations": [v.to_dict() for v in self.violations],
+            "coverage": [a.to_dict() for a in self.coverage],
             "stats": dict(self.stats),
         }

@@ -1,6 +1,7 @@
 """``solve(problem) -> Plan``: one entry point over the engines.
 
-1. Visits that no vehicle could serve even alone are set aside with a reason.
+1. With demand areas, bus stops are chosen first (CP-SAT covering, :mod:`routing.coverage`);
+   visits and stops that no vehicle could serve even alone are set aside with a reason.
 2. The engines run side by side in worker processes (one per core): PyVRP and OR-Tools when
    PyVRP can express the problem, two differently tuned OR-Tools searches when it cannot.
 3. Every answer, and every incumbent on the way, is judged by the independent evaluator; the
@@ -14,13 +15,14 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from routing.coverage import choose_stops
 from routing.errors import ProblemError, SolverError
 from routing.evaluate import Evaluation, evaluate
 from routing.model import Problem
-from routing.plan import Plan
+from routing.plan import AreaCoverage, Plan, Reason, Unassigned
 from routing.solver.portfolio import EngineRun, run_engine, run_portfolio, warm_up
 from routing.solver.pyvrp_engine import pyvrp_unsupported
-from routing.solver.reasons import explain_missing, unservable_visits
+from routing.solver.reasons import explain_missing, unservable_tasks
 
 ENGINES = ("auto", "ortools", "pyvrp")
 
@@ -86,8 +88,13 @@ def solve(
         raise ProblemError(f"time_limit_s must be > 0, got {time_limit_s}", path=("time_limit_s",))
     started = time.time()
     deadline = started + time_limit_s
-    set_aside = unservable_visits(problem)
-    visit_ids = [v.id for v in problem.visits if v.id not in set_aside]
+    coverage: tuple[AreaCoverage, ...] = ()
+    if problem.areas:
+        choice = choose_stops(problem, time_limit_s=min(10.0, 0.05 * time_limit_s), seed=seed)
+        coverage = choice.coverage
+        problem = problem.with_stops(choice.stops)
+    set_aside = unservable_tasks(problem)
+    visit_ids = [t.id for t in problem.tasks if t.id not in set_aside]
     runs = plan_runs(problem, visit_ids, engine, seed, cores or os.cpu_count() or 1)
 
     best: list[tuple[tuple[bool, float], Evaluation, str]] = []
@@ -104,7 +111,7 @@ def solve(
                         elapsed_s=time.time() - started,
                         cost=evaluation.cost,
                         vehicles=evaluation.vehicles_used,
-                        assigned=len(problem.visits) - len(evaluation.missing),
+                        assigned=len(problem.tasks) - len(evaluation.missing),
                         engine=label,
                         routes={k: list(v) for k, v in routes.items()},
                     )
@@ -142,12 +149,33 @@ def solve(
     if not best:
         consider("none", {})
     _, evaluation, label = best[0]
+    unassigned = tuple(explain_missing(problem, evaluation, set_aside))
     return Plan(
         routes=evaluation.routes,
-        unassigned=tuple(explain_missing(problem, evaluation, set_aside)),
+        unassigned=unassigned,
         violations=evaluation.violations,
         cost=evaluation.cost,
         engine=label,
         solve_s=time.time() - started,
         stats=stats,
+        coverage=_after_routing(coverage, unassigned),
     )
+
+
+def _after_routing(coverage: tuple[AreaCoverage, ...], unassigned: tuple[Unassigned, ...]) -> tuple[AreaCoverage, ...]:
+    """Areas whose chosen stop did not make it into any route are not covered after all."""
+    left_out = {u.visit_id: u for u in unassigned if u.kind == "stop"}
+    out = []
+    for area in coverage:
+        stop = left_out.get(area.stop_id or "")
+        if stop is not None and area.reason is None:
+            area = AreaCoverage(
+                area.area_id,
+                area.population,
+                area.stop_id,
+                area.walk_m,
+                Reason.STOP_NOT_SERVED,
+                f'its bus stop "{stop.visit_id}" is not served: {stop.detail}',
+            )
+        out.append(area)
+    return tuple(out)

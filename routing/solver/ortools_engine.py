@@ -1,10 +1,22 @@
 """OR-Tools engine: the one that models every rule of the problem.
 
-Capacities per dimension, several time windows per visit, service times, skills (allowed
-vehicles per visit), priorities and optional visits (disjunction penalties), shifts, breaks,
-maximum route duration, heterogeneous vehicles and profiles, speed factors and fixed costs.
+Capacities per dimension, several time windows per task, service and dwell times (a bus's
+dwell depends on its lanes), skills and vehicle kinds (allowed vehicles per task), priorities
+and optional tasks (disjunction penalties), shifts, breaks, maximum route duration,
+heterogeneous vehicles and profiles, speed factors, fixed costs, minimal disruption
+(a cost on serving a visit with another vehicle than its preferred one), and lab drops:
 
-Every visit is droppable with its penalty, so a first solution always exists. The first
+- each lab appears as several optional copies, so a vehicle can drop samples as often as needed;
+- at a lab every load dimension resets to zero (a negative transit absorbed by slack);
+- the last drop is folded into the way home: arriving at the end depot (or the open end) from a
+  task means going through a lab first (the one nearest home, or nearest the last task for an
+  open end). Insertion heuristics add one task at a time, and a task alone would be infeasible
+  if a separate lab node had to come after it;
+- a sample-age dimension follows the time dimension exactly (their slacks are tied at every
+  task) and resets at labs and at the start, so at each lab it equals the time since the first
+  service after the previous drop: the age of the oldest sample handed over.
+
+Every task is droppable with its penalty, so a first solution always exists. The first
 solution comes from parallel cheapest insertion: facts.md measured PATH_CHEAPEST_ARC finding
 nothing in 10 s on Solomon R101/RC101. Guided local search never stops on its own: a time limit
 is always set.
@@ -13,15 +25,18 @@ is always set.
 from __future__ import annotations
 
 import itertools
+import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 
+import numpy as np
 from ortools.constraint_solver import pywrapcp, routing_enums_pb2
 
-from routing.model import HORIZON_S, Problem
+from routing.model import HORIZON_S, BusStop, Lab, Problem, Vehicle, Visit
 from routing.solver.scaling import (
+    COST_SCALE,
     arc_costs,
     capacity_or_unlimited,
     scaled_fixed_cost,
@@ -35,6 +50,9 @@ OnIncumbent = Callable[[int, Routes], None]
 
 FIRST_SOLUTION = routing_enums_pb2.FirstSolutionStrategy
 METAHEURISTIC = routing_enums_pb2.LocalSearchMetaheuristic
+RESET = 2 * HORIZON_S
+"""Negative transit at a lab that lets slack bring a dimension back to zero."""
+REQUIRED_STOP_FACTOR = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,21 +62,40 @@ class OrToolsParams:
     fallbacks: tuple[int, ...] = (FIRST_SOLUTION.LOCAL_CHEAPEST_INSERTION, FIRST_SOLUTION.ALL_UNPERFORMED)
 
 
-class _Model:
-    """The OR-Tools routing model of a problem restricted to ``visit_ids``."""
+def lab_trips(problem: Problem, vehicle: Vehicle) -> int:
+    """How many lab drops a vehicle may need in a day: by sample age and by rack capacity."""
+    shift = vehicle.shift.end_s - vehicle.shift.start_s
+    by_age = math.ceil(shift / problem.max_sample_age_s) + 1
+    demand = sum(t.demand.get("tubes", 0) for t in problem.tasks)
+    rack = vehicle.capacity.get("tubes")
+    fleet = max(1, len(problem.vehicles))
+    by_rack = math.ceil(demand / fleet / rack) + 1 if rack else 1
+    return min(8, max(by_age, by_rack))
 
-    def __init__(self, problem: Problem, visit_ids: Sequence[str]) -> None:
+
+class _Model:
+    """The OR-Tools routing model of a problem restricted to ``task_ids``."""
+
+    def __init__(self, problem: Problem, task_ids: Sequence[str]) -> None:
         self.problem = problem
         vehicles = problem.vehicles
         depot_sites = sorted(
             {problem.site_index(v.start_depot) for v in vehicles}
             | {problem.site_index(v.end_depot) for v in vehicles if v.end_depot is not None}
         )
-        self.visit_ids = list(visit_ids)
-        visit_sites = [problem.site_index(vid) for vid in self.visit_ids]
-        # Node order: depots used, then the visits, then one free "open end" node if needed.
-        self.sites = depot_sites + visit_sites
-        self.first_visit_node = len(depot_sites)
+        self.task_ids = list(task_ids)
+        self.tasks: list[Visit | BusStop] = [problem.task(tid) for tid in self.task_ids]
+        copies = sum(lab_trips(problem, v) for v in vehicles) if self.tasks else 0
+        self.lab_of_node: dict[int, Lab] = {}
+        lab_sites: list[int] = []
+        # Node order: depots used, tasks, lab copies, then one free "open end" node if needed.
+        self.first_task_node = len(depot_sites)
+        self.first_lab_node = self.first_task_node + len(self.tasks)
+        for lab in problem.labs:
+            for _ in range(copies):
+                self.lab_of_node[self.first_lab_node + len(lab_sites)] = lab
+                lab_sites.append(problem.site_index(lab.id))
+        self.sites = depot_sites + [problem.site_index(t) for t in self.task_ids] + lab_sites
         open_end = any(v.end_depot is None for v in vehicles)
         self.open_end_node = len(self.sites) if open_end else -1
         node_count = len(self.sites) + (1 if open_end else 0)
@@ -70,39 +107,118 @@ class _Model:
         ]
         self.manager = pywrapcp.RoutingIndexManager(node_count, len(vehicles), starts, ends)
         self.routing = pywrapcp.RoutingModel(self.manager)
-        self.visits = [problem.visit(vid) for vid in self.visit_ids]
+        self.service = [self._service_of(v) for v in vehicles]
+        self._final_labs: dict[int, list[int]] = {}
         self._add_costs_and_time()
         self._add_capacities()
-        self._add_visit_rules()
+        self._add_sample_age()
+        self._add_task_rules()
 
-    def _pad(self, matrix: list[list[int]]) -> list[list[int]]:
-        """Add the open-end node: free to reach from anywhere, never left."""
-        if self.open_end_node < 0:
-            return matrix
-        return [[*row, 0] for row in matrix] + [[0] * (len(matrix) + 1)]
+    @property
+    def node_count(self) -> int:
+        return len(self.sites) + (1 if self.open_end_node >= 0 else 0)
+
+    def _service_of(self, vehicle: Vehicle) -> list[int]:
+        """Service time at every node for this vehicle: dwell at a stop depends on its lanes."""
+        service = [0] * self.node_count
+        for offset, task in enumerate(self.tasks):
+            node = self.first_task_node + offset
+            service[node] = task.service_s if isinstance(task, Visit) else vehicle.dwell_s(task)
+        for node, lab in self.lab_of_node.items():
+            service[node] = lab.handover_s
+        return service
+
+    def _time_key(self, vehicle: Vehicle) -> tuple[object, ...]:
+        return (vehicle_class(vehicle), vehicle.lanes, vehicle.seconds_per_person)
+
+    @property
+    def _all_sites(self) -> list[int]:
+        """The nodes' sites, then each lab once: final drops are priced from these extra rows."""
+        return self.sites + [self.problem.site_index(lab.id) for lab in self.problem.labs]
+
+    def final_labs(self, v_index: int) -> list[int]:
+        """Per node, which lab (index into problem.labs) a route ending after it drops at last:
+        the lab nearest home, or for an open end the lab nearest that node."""
+        if v_index not in self._final_labs:
+            vehicle = self.problem.vehicles[v_index]
+            full = travel_times(self.problem, vehicle_class(vehicle), self._all_sites)
+            n = len(self.sites)
+            handover = np.array([lab.handover_s for lab in self.problem.labs], dtype=np.int64)
+            if vehicle.end_depot is None:
+                choice = [int(k) for k in np.argmin(full[:n, n:] + handover[None, :], axis=1)]
+            else:
+                home = self.sites.index(self.problem.site_index(vehicle.end_depot))
+                choice = [int(np.argmin(full[n:, home] + handover))] * n
+            self._final_labs[v_index] = choice
+        return self._final_labs[v_index]
+
+    def _square(self, full: np.ndarray, v_index: int, per_drop: Sequence[int]) -> np.ndarray:
+        """The node x node matrix (plus the open-end node) from a matrix over ``_all_sites``.
+
+        The open end is reached from anywhere and never left. With labs, every arc into the
+        end passes the final lab drop (``per_drop`` is what a drop adds); depots never drop, so
+        an unused vehicle still costs nothing.
+        """
+        n = len(self.sites)
+        size = n + (1 if self.open_end_node >= 0 else 0)
+        out = np.zeros((size, size), dtype=np.int64)
+        out[:n, :n] = full[:n, :n]
+        if not (self.problem.labs and self.tasks):
+            return out
+        vehicle = self.problem.vehicles[v_index]
+        final = self.final_labs(v_index)
+        rows = np.arange(self.first_task_node, n)
+        lab_rows = np.array([n + final[r] for r in rows], dtype=np.intp)
+        via = full[rows, lab_rows] + np.array([per_drop[final[r]] for r in rows], dtype=np.int64)
+        if vehicle.end_depot is None:
+            out[rows, self.open_end_node] = via
+        else:
+            home = self.sites.index(self.problem.site_index(vehicle.end_depot))
+            out[rows, home] = via + full[lab_rows, home]
+        return out
+
+    def _times(self, v_index: int, *, lab_reset: bool = False) -> list[list[int]]:
+        """Transit from a node = service there + travel: the time cumul is each service start."""
+        vehicle = self.problem.vehicles[v_index]
+        full = travel_times(self.problem, vehicle_class(vehicle), self._all_sites)
+        times = self._square(full, v_index, [lab.handover_s for lab in self.problem.labs])
+        times += np.asarray(self.service[v_index], dtype=np.int64)[:, None]
+        if lab_reset and self.lab_of_node:
+            times[list(self.lab_of_node)] -= RESET
+        return times.tolist()
+
+    def _costs(self, v_index: int, preferred: bool) -> list[list[int]]:
+        problem, vehicle = self.problem, self.problem.vehicles[v_index]
+        per_second = COST_SCALE * problem.objective.duration_cost_per_s
+        # A drop costs its handover time (and never nothing), so no needless extra drops.
+        per_drop = [1 + round(per_second * lab.handover_s) for lab in problem.labs]
+        costs = self._square(arc_costs(problem, vehicle_class(vehicle), self._all_sites), v_index, per_drop)
+        for node, lab in self.lab_of_node.items():
+            costs[:, node] += per_drop[problem.labs.index(lab)]
+        if preferred:
+            costs[:, : len(self.sites)] += self._reassignment_costs(vehicle)[None, :]
+        return costs.tolist()
 
     def _add_costs_and_time(self) -> None:
         problem, routing = self.problem, self.routing
-        service = [0] * self.first_visit_node + [v.service_s for v in self.visits]
-        if self.open_end_node >= 0:
-            service.append(0)
-        self.service = service
+        preferred = problem.objective.reassignment_cost > 0 and any(
+            isinstance(t, Visit) and t.preferred_vehicle for t in self.tasks
+        )
         time_callbacks: dict[object, int] = {}
         cost_callbacks: dict[object, int] = {}
         per_vehicle_time = []
         for v_index, vehicle in enumerate(problem.vehicles):
-            cls = vehicle_class(vehicle)
-            if cls not in time_callbacks:
-                times = travel_times(problem, cls, self.sites)
-                # Transit from a node includes the service there: the time dimension's cumul is
-                # then the service start at every node.
-                times += [[s] for s in service[: len(self.sites)]]
-                time_callbacks[cls] = routing.RegisterTransitMatrix(self._pad(times.tolist()))
-                costs = arc_costs(problem, cls, self.sites)
-                cost_callbacks[cls] = routing.RegisterTransitMatrix(self._pad(costs.tolist()))
-            routing.SetArcCostEvaluatorOfVehicle(cost_callbacks[cls], v_index)
+            # With labs the way home depends on the end depot (or the open end): per vehicle then.
+            home = (vehicle.end_depot, vehicle.id if vehicle.end_depot is None else None) if problem.labs else None
+            key = (self._time_key(vehicle), home)
+            if key not in time_callbacks:
+                time_callbacks[key] = routing.RegisterTransitMatrix(self._times(v_index))
+            cost_key = (vehicle_class(vehicle), home, vehicle.id if preferred else None)
+            if cost_key not in cost_callbacks:
+                cost_callbacks[cost_key] = routing.RegisterTransitMatrix(self._costs(v_index, preferred))
+            routing.SetArcCostEvaluatorOfVehicle(cost_callbacks[cost_key], v_index)
             routing.SetFixedCostOfVehicle(scaled_fixed_cost(vehicle), v_index)
-            per_vehicle_time.append(time_callbacks[cls])
+            per_vehicle_time.append(time_callbacks[key])
         routing.AddDimensionWithVehicleTransits(per_vehicle_time, HORIZON_S, HORIZON_S, False, "time")
         self.time = routing.GetDimensionOrDie("time")
         solver = routing.solver()
@@ -123,51 +239,126 @@ class _Model:
                     for b in vehicle.breaks
                 ]
                 # Indexed by routing index (OR-Tools' vrp_breaks sample): a break never overlaps a service.
+                service = self.service[v_index]
                 visit_transits = [service[self.manager.IndexToNode(i)] for i in range(routing.Size())]
                 self.time.SetBreakIntervalsOfVehicle(intervals, v_index, visit_transits)
         self.break_vars = {
             v_index: list(vehicle.breaks) for v_index, vehicle in enumerate(problem.vehicles) if vehicle.breaks
         }
 
+    def _reassignment_costs(self, vehicle: Vehicle) -> np.ndarray:
+        """Scaled cost of arriving at each node: a visit someone else had before costs extra."""
+        extra = np.zeros(len(self.sites), dtype=np.int64)
+        cost = round(self.problem.objective.reassignment_cost * COST_SCALE)
+        for offset, task in enumerate(self.tasks):
+            if isinstance(task, Visit) and task.preferred_vehicle not in (None, vehicle.id):
+                extra[self.first_task_node + offset] = cost
+        return extra
+
     def _add_capacities(self) -> None:
         problem, routing = self.problem, self.routing
         for dimension in problem.dimensions:
-            demand = [0] * self.first_visit_node + [v.demand.get(dimension, 0) for v in self.visits]
-            if self.open_end_node >= 0:
-                demand.append(0)
+            demand = [0] * self.node_count
+            for offset, task in enumerate(self.tasks):
+                demand[self.first_task_node + offset] = task.demand.get(dimension, 0)
             total = sum(demand)
+            for node in self.lab_of_node:
+                demand[node] = -total  # unload everything; slack keeps the cumul at >= 0
             capacities = [capacity_or_unlimited(v, dimension, total) for v in problem.vehicles]
             callback = routing.RegisterUnaryTransitVector(demand)
-            routing.AddDimensionWithVehicleCapacity(callback, 0, capacities, True, f"load:{dimension}")
+            slack = total if self.lab_of_node else 0
+            routing.AddDimensionWithVehicleCapacity(callback, slack, capacities, True, f"load:{dimension}")
 
-    def _add_visit_rules(self) -> None:
+    def _add_sample_age(self) -> None:
+        if not self.lab_of_node:
+            return
+        routing, problem = self.routing, self.problem
+        callbacks: dict[object, int] = {}
+        per_vehicle = []
+        for v_index, vehicle in enumerate(problem.vehicles):
+            key = (self._time_key(vehicle), vehicle.end_depot, vehicle.id if vehicle.end_depot is None else None)
+            if key not in callbacks:
+                callbacks[key] = routing.RegisterTransitMatrix(self._times(v_index, lab_reset=True))
+            per_vehicle.append(callbacks[key])
+        routing.AddDimensionWithVehicleTransits(per_vehicle, RESET, HORIZON_S, True, "sample_age")
+        age = routing.GetDimensionOrDie("sample_age")
+        solver = routing.solver()
+        limit = problem.max_sample_age_s
+        for offset in range(len(self.tasks)):
+            index = self.manager.NodeToIndex(self.first_task_node + offset)
+            # Waiting counts as ageing: the age moves exactly as time does after a task.
+            solver.Add(age.SlackVar(index) == self.time.SlackVar(index))
+            age.CumulVar(index).SetMax(limit)
+        for node in self.lab_of_node:
+            age.CumulVar(self.manager.NodeToIndex(node)).SetMax(limit)
+        for v_index in range(len(problem.vehicles)):
+            # At the end the age includes the final handover and the way home from that lab.
+            age.CumulVar(routing.End(v_index)).SetMax(limit + self._after_final_drop_s(v_index))
+
+    def _after_final_drop_s(self, v_index: int) -> int:
+        vehicle = self.problem.vehicles[v_index]
+        labs = self.problem.labs
+        if vehicle.end_depot is None:
+            return max(lab.handover_s for lab in labs)
+        lab = labs[self.final_labs(v_index)[0]]
+        full = travel_times(self.problem, vehicle_class(vehicle), self._all_sites)
+        home = self.sites.index(self.problem.site_index(vehicle.end_depot))
+        return int(lab.handover_s + full[len(self.sites) + labs.index(lab), home])
+
+    def _add_task_rules(self) -> None:
         problem, routing, manager = self.problem, self.routing, self.manager
-        for offset, visit in enumerate(self.visits):
-            index = manager.NodeToIndex(self.first_visit_node + offset)
-            windows = visit.windows
+        for offset, task in enumerate(self.tasks):
+            index = manager.NodeToIndex(self.first_task_node + offset)
+            windows = task.windows
             cumul = self.time.CumulVar(index)
             cumul.SetRange(windows[0].start_s, windows[-1].end_s)
             for before, after in itertools.pairwise(windows):
                 cumul.RemoveInterval(before.end_s + 1, after.start_s - 1)
-            if visit.skills:
-                allowed = [i for i, v in enumerate(problem.vehicles) if visit.skills <= v.skills]
+            allowed = [i for i, v in enumerate(problem.vehicles) if _may_serve(v, task)]
+            if len(allowed) < len(problem.vehicles):
                 routing.VehicleVar(index).SetValues([-1, *allowed])
-            routing.AddDisjunction([index], scaled_penalty(problem, visit))
+            penalty = scaled_penalty(problem, task)
+            if isinstance(task, BusStop) and task.required:
+                penalty *= REQUIRED_STOP_FACTOR
+            routing.AddDisjunction([index], penalty)
+        for node, lab in self.lab_of_node.items():
+            index = manager.NodeToIndex(node)
+            windows = lab.windows
+            cumul = self.time.CumulVar(index)
+            cumul.SetRange(windows[0].start_s, windows[-1].end_s)
+            for before, after in itertools.pairwise(windows):
+                cumul.RemoveInterval(before.end_s + 1, after.start_s - 1)
+            routing.AddDisjunction([index], 0)
 
-    def routes_of(self, assignment_value: Callable[[int], int]) -> Routes:
-        """Visit ids in order per vehicle, from a function giving each index's next index."""
+    def step_id(self, node: int) -> str | None:
+        if self.first_task_node <= node < self.first_lab_node:
+            return self.task_ids[node - self.first_task_node]
+        lab = self.lab_of_node.get(node)
+        return None if lab is None else lab.id
+
+    def routes_of(self, next_index: Callable[[int], int]) -> Routes:
+        """Task and lab ids in order per vehicle, from a function giving each index's next index."""
         routes: Routes = {}
         for v_index, vehicle in enumerate(self.problem.vehicles):
             index = self.routing.Start(v_index)
             order = []
+            last = self.manager.IndexToNode(index)
             while not self.routing.IsEnd(index):
-                index = assignment_value(index)
+                index = next_index(index)
                 node = self.manager.IndexToNode(index)
-                if self.first_visit_node <= node < len(self.sites):
-                    order.append(self.visit_ids[node - self.first_visit_node])
-            if order:
+                step = self.step_id(node)
+                if step is not None:
+                    order.append(step)
+                    last = node
+            if any(s in self._task_set for s in order):
+                if self.problem.labs:
+                    order.append(self.problem.labs[self.final_labs(v_index)[last]].id)  # the last drop
                 routes[vehicle.id] = order
         return routes
+
+    @property
+    def _task_set(self) -> set[str]:
+        return set(self.task_ids)
 
     def with_breaks(self, assignment: pywrapcp.Assignment, routes: Routes) -> Routes:
         """Insert each break that falls inside its route at its position by time."""
@@ -178,35 +369,63 @@ class _Model:
         out = dict(routes)
         for v_index, breaks in self.break_vars.items():
             vehicle = self.problem.vehicles[v_index]
-            order = routes.get(vehicle.id)
-            if not order:
+            if vehicle.id not in routes:
                 continue
             route_start = assignment.Value(self.time.CumulVar(self.routing.Start(v_index)))
             route_end = assignment.Value(self.time.CumulVar(self.routing.End(v_index)))
-            service_starts = [self._service_start(assignment, vid) for vid in order]
+            indices = self._route_indices(assignment, v_index)
+            service_starts = [int(assignment.Value(self.time.CumulVar(i))) for i in indices]
+            order = [self.step_id(self.manager.IndexToNode(i)) or "" for i in indices]
             placed: list[tuple[int, int, str]] = []
             for brk in breaks:
                 t = starts.get(f"{vehicle.id}:{brk.id}")
                 if t is None or t + brk.duration_s <= route_start or t >= route_end:
                     continue  # taken before the day starts or after it ends
-                position = sum(1 for s in service_starts if s < t)
-                placed.append((position, t, brk.id))
+                placed.append((sum(1 for s in service_starts if s < t), t, brk.id))
             merged: list[str] = []
-            for position, visit_id in enumerate([*order, None]):
+            for position, step in enumerate([*order, None]):
                 merged.extend(b for p, _, b in sorted(placed) if p == position)
-                if visit_id is not None:
-                    merged.append(visit_id)
+                if step is not None:
+                    merged.append(step)
             out[vehicle.id] = merged
         return out
 
-    def _service_start(self, assignment: pywrapcp.Assignment, visit_id: str) -> int:
-        node = self.first_visit_node + self.visit_ids.index(visit_id)
-        return int(assignment.Value(self.time.CumulVar(self.manager.NodeToIndex(node))))
+    def _route_indices(self, assignment: pywrapcp.Assignment, v_index: int) -> list[int]:
+        indices = []
+        index = assignment.Value(self.routing.NextVar(self.routing.Start(v_index)))
+        while not self.routing.IsEnd(index):
+            if self.step_id(self.manager.IndexToNode(index)) is not None:
+                indices.append(index)
+            index = assignment.Value(self.routing.NextVar(index))
+        return indices
+
+    def initial_indices(self, initial: Mapping[str, Sequence[str]]) -> list[list[int]]:
+        """Routing indices for given routes (tasks by id; each lab drop takes the next free copy)."""
+        position = {tid: self.first_task_node + i for i, tid in enumerate(self.task_ids)}
+        free_copies: dict[str, list[int]] = {}
+        for node, lab in sorted(self.lab_of_node.items()):
+            free_copies.setdefault(lab.id, []).append(node)
+        routes = []
+        for vehicle in self.problem.vehicles:
+            nodes = []
+            for step in initial.get(vehicle.id, ()):
+                if step in position:
+                    nodes.append(position[step])
+                elif free_copies.get(step):
+                    nodes.append(free_copies[step].pop(0))
+            routes.append([self.manager.NodeToIndex(n) for n in nodes])
+        return routes
+
+
+def _may_serve(vehicle: Vehicle, task: Visit | BusStop) -> bool:
+    if isinstance(task, Visit):
+        return vehicle.serves_visits and task.skills <= vehicle.skills
+    return vehicle.serves_stops and (task.max_dwell_s is None or vehicle.dwell_s(task) <= task.max_dwell_s)
 
 
 def solve_ortools(
     problem: Problem,
-    visit_ids: Sequence[str],
+    task_ids: Sequence[str],
     *,
     deadline: float,
     seed: int = 0,
@@ -214,15 +433,15 @@ def solve_ortools(
     initial: Mapping[str, Sequence[str]] | None = None,
     on_incumbent: OnIncumbent | None = None,
 ) -> Routes:
-    """Best routes found by ``deadline`` (a ``time.time()`` value). Visits may be left out.
+    """Best routes found by ``deadline`` (a ``time.time()`` value). Tasks may be left out.
 
     OR-Tools' routing search is deterministic for a given model and parameters; ``seed`` is
     accepted for a uniform engine signature.
     """
     params = params or OrToolsParams()
-    model = _Model(problem, visit_ids)
+    model = _Model(problem, task_ids)
     routing = model.routing
-    best = [None]
+    best: list[int | None] = [None]
 
     def report() -> None:
         cost = routing.CostVar().Value()
@@ -243,7 +462,7 @@ def solve_ortools(
         assignment = None
         if initial and attempt == 0:
             routing.CloseModelWithParameters(search)
-            start = routing.ReadAssignmentFromRoutes(_initial_nodes(model, initial), True)
+            start = routing.ReadAssignmentFromRoutes(model.initial_indices(initial), True)
             if start is not None:
                 assignment = routing.SolveFromAssignmentWithParameters(start, search)
         if assignment is None:
@@ -257,11 +476,3 @@ def solve_ortools(
 
 def _next(assignment: pywrapcp.Assignment, routing: pywrapcp.RoutingModel, index: int) -> int:
     return int(assignment.Value(routing.NextVar(index)))
-
-
-def _initial_nodes(model: _Model, initial: Mapping[str, Sequence[str]]) -> list[list[int]]:
-    position = {vid: model.first_visit_node + i for i, vid in enumerate(model.visit_ids)}
-    return [
-        [model.manager.NodeToIndex(position[vid]) for vid in initial.get(vehicle.id, ()) if vid in position]
-        for vehicle in model.problem.vehicles
-    ]

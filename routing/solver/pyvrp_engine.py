@@ -39,6 +39,12 @@ def pyvrp_unsupported(problem: Problem, visit_ids: Sequence[str]) -> str | None:
     """Why PyVRP cannot solve this problem exactly, or None when it can."""
     if any(v.breaks for v in problem.vehicles):
         return "crew breaks"
+    if problem.stops or problem.labs:
+        return "bus stops and lab drops with sample age"
+    if not all(v.serves_visits for v in problem.vehicles):
+        return "buses in a fleet with home visits"
+    if problem.objective.reassignment_cost > 0 and any(v.preferred_vehicle for v in problem.visits):
+        return "preferred vehicles (minimal disruption)"
     skill_sets = {v.skills for v in problem.vehicles}
     for vid in visit_ids:
         skills = problem.visit(vid).skills

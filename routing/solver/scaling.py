@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from routing.model import Problem, Vehicle, Visit
+from routing.model import BusStop, Problem, Vehicle, Visit
 
 COST_SCALE = 100
 """Engine cost units per objective unit: keeps fractional costs (0.5 per second) exact enough."""
@@ -58,8 +58,8 @@ def arc_costs(problem: Problem, cls: VehicleClass, sites: Sequence[int]) -> NDAr
     return out
 
 
-def scaled_penalty(problem: Problem, visit: Visit) -> int:
-    return round(problem.objective.penalty_of(visit) * COST_SCALE)
+def scaled_penalty(problem: Problem, task: Visit | BusStop) -> int:
+    return round(problem.objective.penalty_of(task) * COST_SCALE)
 
 
 def scaled_fixed_cost(vehicle: Vehicle) -> int:

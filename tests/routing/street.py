@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from routing.model import Depot, Objective, Problem, TimeWindow, TravelMatrix, Vehicle, Visit
+from routing.model import BusStop, DemandArea, Depot, Lab, Objective, Problem, TimeWindow, TravelMatrix, Vehicle, Visit
 
 H = 3600
 DAY = TimeWindow(8 * H, 16 * H)
@@ -58,3 +58,47 @@ def team(vehicle_id: str, **fields: object) -> Vehicle:
     fields.setdefault("start_depot", "depot")
     fields.setdefault("end_depot", "depot")
     return Vehicle(vehicle_id, **fields)  # type: ignore[arg-type]
+
+
+def stop(stop_id: str, x_m: float, **fields: object) -> tuple[BusStop, float]:
+    return BusStop(stop_id, at(x_m), **fields), x_m  # type: ignore[arg-type]
+
+
+def lab(lab_id: str, x_m: float, **fields: object) -> tuple[Lab, float]:
+    return Lab(lab_id, at(x_m), **fields), x_m  # type: ignore[arg-type]
+
+
+def bus(vehicle_id: str, **fields: object) -> Vehicle:
+    fields.setdefault("kind", "bus")
+    return team(vehicle_id, **fields)
+
+
+def district_problem(
+    *,
+    vehicles: Sequence[Vehicle],
+    visits: Sequence[tuple[Visit, float]] = (),
+    stops: Sequence[tuple[BusStop, float]] = (),
+    labs: Sequence[tuple[Lab, float]] = (),
+    areas: Sequence[tuple[str, float, int]] = (),
+    walk_limit_m: float = 400.0,
+    **problem_fields: object,
+) -> Problem:
+    """A street with depot at 0, visits, bus stops and labs; areas (id, metres, people) walk
+    along the street to stops (walk metres = distance along the street)."""
+    positions = [0.0] + [x for _, x in visits] + [x for _, x in stops] + [x for _, x in labs]
+    area_x = np.array([x for _, x, _ in areas], dtype=float)
+    stop_x = np.array([x for _, x in stops], dtype=float)
+    return Problem(
+        depots=[Depot("depot", at(0))],
+        vehicles=vehicles,
+        visits=[v for v, _ in visits],
+        stops=[s for s, _ in stops],
+        labs=[lab_ for lab_, _ in labs],
+        areas=[DemandArea(a, at(x), people, walk_limit_m) for a, x, people in areas],
+        area_walk_m=np.abs(area_x[:, None] - stop_x[None, :]) if areas else None,
+        matrices={
+            "drive": line_matrix(positions, metres_per_s=10.0),
+            "walk": line_matrix(positions, metres_per_s=1.0),
+        },
+        **problem_fields,  # type: ignore[arg-type]
+    )

@@ -1,0 +1,186 @@
+"""Sampling buses: stop choice, coverage, dwell, green channels, lab drops and sample age.
+
+Every solver result is checked by the independent evaluator (through ``solved``).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from routing.evaluate import evaluate
+from routing.model import TimeWindow
+from routing.plan import Plan, Reason, StepKind, ViolationKind
+from routing.solver import solve
+from tests.routing.street import DAY, H, bus, district_problem, lab, stop, team, visit
+
+
+def solved(problem: object, **kwargs: object) -> Plan:
+    plan = solve(problem, time_limit_s=2.0, seed=1, engine="ortools", in_process=True, **kwargs)  # type: ignore[arg-type]
+    assert plan.violations == (), plan.violations
+    return plan
+
+
+def steps_of(plan: Plan, vehicle_id: str) -> list[tuple[StepKind, str]]:
+    return [(s.kind, s.id) for s in plan.route(vehicle_id).steps[1:-1]]
+
+
+def test_dwell_is_setup_plus_people_through_the_lanes() -> None:
+    problem = district_problem(
+        vehicles=[bus("b1", lanes=2, seconds_per_person=20)],
+        stops=[stop("plaza", 2000, people=100, setup_s=600, required=True)],
+    )
+    step = next(s for s in solved(problem).route("b1").steps if s.id == "plaza")
+    assert step.kind is StepKind.STOP
+    assert step.service_s == 600 + 100 * 20 / 2
+    assert step.people == 100
+
+
+def test_areas_are_covered_within_walking_range_and_far_ones_say_why() -> None:
+    problem = district_problem(
+        vehicles=[bus("b1")],
+        stops=[stop("north", 1000), stop("south", 3000)],
+        areas=[("compound", 1200, 300), ("village", 2900, 120), ("farm", 9000, 15)],
+    )
+    plan = solved(problem)
+    cover = {a.area_id: a for a in plan.coverage}
+    assert cover["compound"].stop_id == "north" and cover["compound"].walk_m == 200
+    assert cover["village"].stop_id == "south" and cover["village"].walk_m == 100
+    assert cover["farm"].reason is Reason.NO_STOP_IN_WALKING_RANGE
+    assert "limit 400 m" in cover["farm"].detail
+    people = {s.id: s.people for s in plan.route("b1").steps if s.kind is StepKind.STOP}
+    assert people == {"north": 300, "south": 120}
+    assert plan.summary()["people_covered"] == 420
+
+
+def test_one_stop_covers_two_areas_instead_of_two_stops() -> None:
+    # "mid" reaches both areas; the selection prefers one stop to two.
+    problem = district_problem(
+        vehicles=[bus("b1")],
+        stops=[stop("west", 1000), stop("mid", 1300), stop("east", 1600)],
+        areas=[("a", 1000, 50), ("b", 1600, 50)],
+    )
+    plan = solved(problem)
+    assert [s.id for s in plan.route("b1").steps if s.kind is StepKind.STOP] == ["mid"]
+
+
+def test_alternatives_group_never_uses_two_stops() -> None:
+    problem = district_problem(
+        vehicles=[bus("b1")],
+        stops=[stop("car-park-a", 1000, group="compound"), stop("car-park-b", 1500, group="compound")],
+        areas=[("west-block", 900, 200), ("east-block", 1600, 200)],
+    )
+    plan = solved(problem)
+    used = [s.id for s in plan.route("b1").steps if s.kind is StepKind.STOP]
+    assert len(used) == 1
+    uncovered = [a for a in plan.coverage if not a.covered]
+    assert len(uncovered) == 1 and uncovered[0].reason is Reason.STOPS_FULL
+
+
+def test_green_channel_window_is_kept() -> None:
+    school = TimeWindow(12 * H, 14 * H)
+    problem = district_problem(
+        vehicles=[bus("b1")],
+        stops=[stop("school", 2000, people=457, time_windows=(school,), required=True), stop("plaza", 500, people=80)],
+    )
+    step = next(s for s in solved(problem).route("b1").steps if s.id == "school")
+    assert school.start_s <= step.start_s <= school.end_s
+
+
+def test_tube_capacity_forces_a_lab_drop_between_stops() -> None:
+    # 80 people at each stop fill 8 tubes; the rack holds 10, so the bus unloads in between.
+    problem = district_problem(
+        vehicles=[bus("b1", capacity={"tubes": 10})],
+        stops=[stop("a", 1000, people=80, demand={"tubes": 8}), stop("b", 2000, people=80, demand={"tubes": 8})],
+        labs=[lab("lab", 1500)],
+    )
+    plan = solved(problem)
+    kinds = [k for k, _ in steps_of(plan, "b1")]
+    assert kinds == [StepKind.STOP, StepKind.LAB, StepKind.STOP, StepKind.LAB]
+    drops = plan.route("b1").lab_drops
+    assert [d.delivered["tubes"] for d in drops] == [8, 8]
+
+
+def test_sample_age_forces_an_earlier_drop() -> None:
+    # Each stop takes 50 min; samples may be at most 1 h old, so each goes to the lab at once.
+    problem = district_problem(
+        vehicles=[bus("b1")],
+        stops=[
+            stop("a", 1000, people=150, demand={"tubes": 15}, required=True),
+            stop("b", 1200, people=150, demand={"tubes": 15}, required=True),
+        ],
+        labs=[lab("lab", 5000)],
+        max_sample_age_s=3600,
+    )
+    plan = solved(problem)
+    kinds = [k for k, _ in steps_of(plan, "b1")]
+    assert kinds == [StepKind.STOP, StepKind.LAB, StepKind.STOP, StepKind.LAB]
+    assert all(d.oldest_sample_age_s is not None and d.oldest_sample_age_s <= 3600 for d in plan.route("b1").lab_drops)
+
+
+def test_everything_is_delivered_before_the_shift_ends() -> None:
+    problem = district_problem(
+        vehicles=[team("t1", capacity={"tubes": 20})],
+        visits=[visit("q1", 800, demand={"tubes": 3}), visit("q2", 900, demand={"tubes": 2})],
+        labs=[lab("transfer", 300, opening=(TimeWindow(7 * H, 22 * H),))],
+    )
+    plan = solved(problem)
+    assert steps_of(plan, "t1")[-1] == (StepKind.LAB, "transfer")
+    assert plan.route("t1").lab_drops[-1].delivered["tubes"] == 5
+
+
+def test_mixed_fleet_buses_take_stops_and_teams_take_visits() -> None:
+    problem = district_problem(
+        vehicles=[bus("bus-1"), team("team-1", profile="walk")],
+        visits=[visit("bedridden", 700, demand={"tubes": 1}), visit("elderly", 900, demand={"tubes": 1})],
+        stops=[stop("plaza", 1500, people=200, demand={"tubes": 20}, required=True)],
+        labs=[lab("lab", 1000)],
+    )
+    plan = solved(problem)
+    assert plan.route("bus-1").stop_ids == ["plaza"] and plan.route("bus-1").visit_ids == []
+    assert sorted(plan.route("team-1").visit_ids) == ["bedridden", "elderly"]
+    assert plan.unassigned == ()
+
+
+def test_no_bus_means_stops_are_unassigned_with_a_reason() -> None:
+    problem = district_problem(vehicles=[team("t1")], stops=[stop("plaza", 500, people=40, required=True)])
+    plan = solved(problem)
+    assert [(u.visit_id, u.kind, u.reason) for u in plan.unassigned] == [("plaza", "stop", Reason.NO_SKILLED_VEHICLE)]
+
+
+@pytest.mark.parametrize(
+    ("routes", "kind"),
+    [
+        # a team cannot staff a bus stop
+        ({"t1": ["plaza"]}, ViolationKind.WRONG_VEHICLE),
+        # a bus does not knock on doors
+        ({"b1": ["door"]}, ViolationKind.WRONG_VEHICLE),
+        # two alternatives of one compound
+        ({"b1": ["plaza", "plaza-2", "lab"]}, ViolationKind.ALTERNATIVE_TWICE),
+        # samples carried home
+        ({"b1": ["plaza"]}, ViolationKind.SAMPLES_UNDELIVERED),
+    ],
+)
+def test_evaluator_rules_for_buses_and_labs(routes: dict[str, list[str]], kind: ViolationKind) -> None:
+    problem = district_problem(
+        vehicles=[bus("b1"), team("t1")],
+        visits=[visit("door", 300, demand={"tubes": 1})],
+        stops=[
+            stop("plaza", 1000, people=50, group="square", demand={"tubes": 5}),
+            stop("plaza-2", 1100, people=50, group="square", demand={"tubes": 5}),
+        ],
+        labs=[lab("lab", 1200)],
+    )
+    assert kind in [v.kind for v in evaluate(problem, routes).violations]
+
+
+def test_evaluator_flags_samples_that_arrive_too_old() -> None:
+    problem = district_problem(
+        vehicles=[bus("b1", shift=DAY)],
+        stops=[stop("plaza", 1000, people=600, demand={"tubes": 60})],
+        labs=[lab("lab", 2000)],
+        max_sample_age_s=3600,
+    )
+    evaluation = evaluate(problem, {"b1": ["plaza", "lab"]})  # 600 people take 100 min
+    assert [v.kind for v in evaluation.violations] == [ViolationKind.SAMPLE_TOO_OLD]
+    drop = evaluation.routes[0].steps[2]
+    assert drop.oldest_sample_age_s == pytest.approx(600 + 6000 + 100)
