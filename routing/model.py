@@ -672,7 +672,8 @@ class Problem:
         """The same problem with only ``stops`` (a subset, possibly restaffed) and no areas:
         what gets routed once stops are chosen. Matrices keep only the remaining sites."""
         kept = tuple(stops)
-        keep_ids = [site.id for site in (*self.depots, *self.visits, *kept, *self.labs)]
+        sites: tuple[Site, ...] = (*self.depots, *self.visits, *kept, *self.labs)
+        keep_ids = [site.id for site in sites]
         index = np.array([self.site_index(i) for i in keep_ids], dtype=np.intp)
         matrices = {
             name: TravelMatrix(m.durations_s[np.ix_(index, index)], m.distances_m[np.ix_(index, index)])

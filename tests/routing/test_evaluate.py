@@ -106,7 +106,9 @@ def test_a_break_the_route_works_through_is_missing_but_one_after_work_is_not() 
     # a morning-only day ends before the window: the break is taken after work
     assert evaluate(problem, {"t1": ["b"]}).feasible
     # a day from 08:00 to 15:00+ with no break listed works through it
-    early = street_problem([*late, visit("c", 300, time_windows=(TimeWindow(8 * H, 9 * H),))], [team("t1", breaks=(lunch,))])
+    early = street_problem(
+        [*late, visit("c", 300, time_windows=(TimeWindow(8 * H, 9 * H),))], [team("t1", breaks=(lunch,))]
+    )
     assert ViolationKind.BREAK_MISSING in kinds(evaluate(early, {"t1": ["c", "a"]}))
 
 

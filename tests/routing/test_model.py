@@ -105,7 +105,12 @@ def _problem(**changes: object) -> Problem:
         # a vehicle starting at a depot that does not exist
         ({"vehicles": [team("t1", start_depot="nowhere")]}, UnknownReferenceError, r'start_depot "nowhere"', None),
         # a vehicle on a profile with no matrix
-        ({"vehicles": [team("t1", profile="walk")]}, UnknownReferenceError, r'no travel matrix for profile "walk"', None),
+        (
+            {"vehicles": [team("t1", profile="walk")]},
+            UnknownReferenceError,
+            r'no travel matrix for profile "walk"',
+            None,
+        ),
         # matrix that does not match the sites
         (
             {"matrices": {"drive": TravelMatrix(np.zeros((3, 3)), np.zeros((3, 3)))}},

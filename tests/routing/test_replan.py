@@ -230,3 +230,14 @@ def test_replanning_moves_few_visits_to_other_teams() -> None:
           f"({with_cost.fraction:.1%}) with reassignment cost 900, {len(without.moved)}/{without.compared} "
           f"({without.fraction:.1%}) without")
     assert with_cost.fraction <= without.fraction
+
+
+def test_a_second_replan_moves_the_team_on_from_its_last_position() -> None:
+    first = rest_of_day(four_doors(), BEFORE, now_s=10 * H, done={"a"})
+    second = checked(rest_of_day(first.problem, first.initial, now_s=11 * H, done={"b"}))
+    t1 = second.problem.vehicle("t1")
+    assert t1.start_depot == "at:t1" and second.problem.site(t1.start_depot).location == at(2000)
+    assert [d.id for d in second.problem.depots] == ["depot", "at:t1"]
+    # not moved since: t1 keeps its position, t2 still starts from the depot, later
+    third = checked(rest_of_day(second.problem, second.initial, now_s=12 * H))
+    assert third.problem.site("at:t1").location == at(2000) and third.start_s == {"t1": 12 * H, "t2": 12 * H}

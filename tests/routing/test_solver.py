@@ -34,9 +34,7 @@ def route_of(plan: Plan, visit_id: str) -> str:
 @pytest.mark.parametrize("engine", ENGINES)
 def test_tiny_instance_reaches_its_known_optimum(engine: str) -> None:
     # Four doors along one street, one team: the optimum goes out and back once (2 x 4 km).
-    problem = street_problem(
-        [visit("c", 3000), visit("a", 1000), visit("d", 4000), visit("b", 2000)], [team("t1")]
-    )
+    problem = street_problem([visit("c", 3000), visit("a", 1000), visit("d", 4000), visit("b", 2000)], [team("t1")])
     plan = solved(problem, engine)
     assert plan.route("t1").distance_m == 8000
     assert plan.unassigned == ()
