@@ -148,8 +148,8 @@ def rest_of_day(
     planned_departure = _planned_departures(problem, routes_before)
     owner = {step: vehicle for vehicle, steps in routes_before.items() for step in steps}
 
-    depots: list[Depot] = list(problem.depots)
-    depot_sources: list[int] = [problem.site_index(d.id) for d in problem.depots]
+    # depot id -> (depot, matrix source); a vehicle's new position replaces its previous one
+    depot_entries: dict[str, tuple[Depot, int]] = {d.id: (d, problem.site_index(d.id)) for d in problem.depots}
     vehicles: list[Vehicle] = []
     kept: dict[str, list[str]] = {}
     start_s: dict[str, int] = {}
@@ -178,8 +178,7 @@ def rest_of_day(
         if source is not None:
             start_depot = POSITION_DEPOT_PREFIX + vehicle.id
             location = positions.get(vehicle.id) or problem.sites[source].location
-            depots.append(Depot(start_depot, location))
-            depot_sources.append(source)
+            depot_entries[start_depot] = (Depot(start_depot, location), source)
         vehicles.append(
             _continuing(
                 vehicle,
@@ -199,6 +198,13 @@ def rest_of_day(
         kept[vehicle.id] = []
         start_s[vehicle.id] = shift.start_s
     vehicle_ids = {v.id for v in vehicles}
+    used_depots = {v.start_depot for v in vehicles} | {v.end_depot for v in vehicles if v.end_depot}
+    used_depots |= {v.start_depot for v in joined_vehicles}  # an unknown one is reported by Problem
+    kept_depots = [entry for depot_id, entry in depot_entries.items() if depot_id in used_depots]
+    if not kept_depots:  # a problem needs a depot even when every vehicle dropped out
+        kept_depots = list(depot_entries.values())[:1]
+    depots = [depot for depot, _ in kept_depots]
+    depot_sources = [source for _, source in kept_depots]
 
     gone = (attempted - retry) | cancelled_set | set(in_progress.values())
     visits: list[Visit] = []

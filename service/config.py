@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -58,6 +59,16 @@ class Settings(BaseSettings):
 
     cors_origins: list[str] = Field(default_factory=list)
     log_level: str = "INFO"
+
+    auth: Literal["auto", "required", "open"] = Field(
+        default="auto",
+        description="auto: calls from loopback (127.0.0.1, ::1) need no key until the first key is "
+        "created, every other call needs one; required: every call needs a key; open: no call needs "
+        "one (trusted test setups only). A key that is sent is always checked.",
+    )
+    default_organisation: str = Field(
+        default="default", description="The organisation of calls made without a key (open access)."
+    )
 
     @model_validator(mode="after")
     def _limits(self) -> Settings:

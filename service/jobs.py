@@ -241,6 +241,7 @@ def run_job(
                 seed=request.options.seed,
                 engine=request.options.engine,
                 on_progress=monitor.on_progress,
+                initial=request.options.initial_routes,
                 should_stop=monitor.should_stop,
             )
             if shutdown.is_set() and not monitor.cancelled.is_set():

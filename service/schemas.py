@@ -275,6 +275,11 @@ class VisitIn(_In):
     )
     notes: str | None = Field(default=None, max_length=2000, description="Personal data: never logged.")
     contact: str | None = Field(default=None, max_length=200, description="Personal data: never logged.")
+    preferred_vehicle: Id | None = Field(
+        default=None,
+        description="The vehicle it had in the previous version (re-planning): moving it elsewhere costs "
+        "`objective.reassignment_cost`.",
+    )
     address: str | None = Field(default=None, max_length=500)
 
     @property
@@ -413,6 +418,9 @@ class OptionsIn(_In):
     )
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
     engine: Engine = "auto"
+    initial_routes: dict[str, list[str]] | None = Field(
+        default=None, description="Warm start: vehicle id -> visit (and break) ids, e.g. a previous version's order."
+    )
 
 
 class ObjectiveIn(_In):
@@ -420,6 +428,9 @@ class ObjectiveIn(_In):
     distance_cost_per_m: float = Field(default=0.0, ge=0)
     unassigned_penalty: NonNegativeInt = 10_000_000
     priority_factor: float = Field(default=4.0, ge=1)
+    reassignment_cost: float = Field(
+        default=0.0, ge=0, description="Cost of serving a visit with another vehicle than its `preferred_vehicle`."
+    )
 
 
 EXAMPLE_REQUEST: dict[str, Any] = {
@@ -615,6 +626,7 @@ def to_problem(
                     penalty=visit.penalty,
                     notes=visit.notes,
                     contact=visit.contact,
+                    preferred_vehicle=visit.preferred_vehicle,
                 )
             )
         except ProblemError as error:

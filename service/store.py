@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,9 +29,11 @@ from sqlalchemy import (
     Dialect,
     Engine,
     Float,
+    ForeignKey,
     Index,
     Integer,
     String,
+    UniqueConstraint,
     create_engine,
     event,
     func,
@@ -102,6 +104,53 @@ class PlanRecord(Base):
     summary: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     document: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     error: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    organisation: Mapped[str] = mapped_column(String(100), default="default")
+    root_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    parent_id: Mapped[str | None] = mapped_column(String(32))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class EventRecord(Base):
+    """One entry of a plan's field ledger (append-only): an outcome, a time, a replan, a purge."""
+
+    __tablename__ = "plan_events"
+    __table_args__ = (
+        UniqueConstraint("plan_id", "idempotency_key", name="uq_plan_events_idempotency"),
+        Index("ix_plan_events_plan_seq", "plan_id", "seq"),
+    )
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(32), unique=True)
+    plan_id: Mapped[str] = mapped_column(String(32), ForeignKey("plans.id"))
+    """The first version of the plan: the ledger spans every version."""
+    version_id: Mapped[str] = mapped_column(String(32))
+    """The version the entry was recorded against."""
+    vehicle_id: Mapped[str | None] = mapped_column(String(128))
+    step_id: Mapped[str | None] = mapped_column(String(128))
+    outcome: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    actor: Mapped[str] = mapped_column(String(200))
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    fingerprint: Mapped[str | None] = mapped_column(String(64))
+
+
+class ApiKeyRecord(Base):
+    """An API key or bearer token: only the SHA-256 of the secret is kept."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    prefix: Mapped[str] = mapped_column(String(16), unique=True)
+    secret_sha256: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(16))
+    organisation: Mapped[str] = mapped_column(String(100))
+    vehicle_id: Mapped[str | None] = mapped_column(String(128))
+    can_read_personal: Mapped[bool] = mapped_column(Boolean, default=False)
+    label: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +176,16 @@ class PlanRow:
     error: dict[str, Any] | None
     request: dict[str, Any] | None = None
     document: dict[str, Any] | None = None
+    organisation: str = "default"
+    root_id: str | None = None
+    parent_id: str | None = None
+    version: int = 1
+    purged_at: datetime | None = None
+
+    @property
+    def root(self) -> str:
+        """The first version's id: what the ledger of every version is kept under."""
+        return self.root_id or self.id
 
 
 _LIGHT = (
@@ -147,6 +206,11 @@ _LIGHT = (
     PlanRecord.progress,
     PlanRecord.summary,
     PlanRecord.error,
+    PlanRecord.organisation,
+    PlanRecord.root_id,
+    PlanRecord.parent_id,
+    PlanRecord.version,
+    PlanRecord.purged_at,
 )
 
 
@@ -221,6 +285,10 @@ class Store:
         with self._sessions.begin() as session:
             yield session
 
+    def transaction(self) -> AbstractContextManager[Session]:
+        """One short transaction, for the modules that keep their own tables (ledger, keys)."""
+        return self._session()
+
     def ping(self) -> None:
         with self._session() as session:
             session.execute(select(1))
@@ -235,10 +303,18 @@ class Store:
         time_limit_s: float,
         visits: int,
         vehicles: int,
+        organisation: str = "default",
+        parent: PlanRow | None = None,
     ) -> PlanRow:
+        """A queued plan; with ``parent``, its next version (same organisation and ledger)."""
         now = utcnow()
+        plan_id = uuid.uuid4().hex
         record = PlanRecord(
-            id=uuid.uuid4().hex,
+            id=plan_id,
+            organisation=parent.organisation if parent else organisation,
+            root_id=parent.root if parent else plan_id,
+            parent_id=parent.id if parent else None,
+            version=parent.version + 1 if parent else 1,
             name=name,
             status=Status.QUEUED.value,
             created_at=now,
@@ -273,9 +349,13 @@ class Store:
             document=data.get("document"),
         )
 
-    def page(self, *, offset: int = 0, limit: int = 50, status: Status | None = None) -> tuple[list[PlanRow], int]:
-        """A page of plans, newest first, and how many there are in all."""
+    def page(
+        self, *, offset: int = 0, limit: int = 50, status: Status | None = None, organisation: str | None = None
+    ) -> tuple[list[PlanRow], int]:
+        """A page of plans, newest first, and how many there are in all (of ``organisation``: all if None)."""
         where = [] if status is None else [PlanRecord.status == status.value]
+        if organisation is not None:
+            where.append(PlanRecord.organisation == organisation)
         with self._session() as session:
             count = session.execute(select(func.count()).select_from(PlanRecord).where(*where)).scalar_one()
             rows = session.execute(
@@ -286,6 +366,16 @@ class Store:
                 .limit(limit)
             ).all()
         return [_row(r) for r in rows], int(count)
+
+    def versions(self, root_id: str) -> list[PlanRow]:
+        """Every version of a plan, first to last."""
+        with self._session() as session:
+            rows = session.execute(
+                select(*_LIGHT)
+                .where((PlanRecord.root_id == root_id) | (PlanRecord.id == root_id))
+                .order_by(PlanRecord.version, PlanRecord.created_at)
+            ).all()
+        return [_row(r) for r in rows]
 
     def request_cancel(self, plan_id: str) -> PlanRow | None:
         """Cancel a queued job at once; flag a solving one (its worker stops and keeps the best plan).

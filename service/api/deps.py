@@ -1,15 +1,19 @@
-"""What the routes get from the app: settings, store, job runner, networks (set in the lifespan)."""
+"""What the routes get from the app: settings, store, job runner, networks (set in the lifespan),
+and who is calling (:func:`get_principal`, role checks)."""
 
 from __future__ import annotations
 
+import ipaddress
+from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, HTTPException, Request, status
 
+from service.auth import AuthError, Keys, Principal, Role
 from service.config import Settings
 from service.jobs import JobRunner
 from service.networks import NetworkRegistry
-from service.store import Store
+from service.store import PlanRow, Store
 
 
 def get_app_settings(request: Request) -> Settings:
@@ -36,3 +40,93 @@ SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 StoreDep = Annotated[Store, Depends(get_store)]
 RunnerDep = Annotated[JobRunner, Depends(get_runner)]
 NetworksDep = Annotated[NetworkRegistry, Depends(get_networks)]
+
+
+# -- who is calling ------------------------------------------------------------------------------
+
+_BEARER = "Bearer"
+
+
+def _unauthorized(message: str) -> HTTPException:
+    return HTTPException(status.HTTP_401_UNAUTHORIZED, message, headers={"WWW-Authenticate": _BEARER})
+
+
+def _is_loopback(host: str | None) -> bool:
+    try:
+        return host is not None and ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def get_principal(request: Request, settings: SettingsDep, store: StoreDep) -> Principal:
+    """The caller, from ``Authorization: Bearer <key>`` or ``X-API-Key: <key>``.
+
+    Without a key: allowed (as a dispatcher of ``settings.default_organisation``) when auth is
+    ``open``, or ``auto`` for a loopback client while no key exists; otherwise 401.
+    """
+    header = request.headers.get("authorization", "")
+    token = request.headers.get("x-api-key", "")
+    if header:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            raise _unauthorized("Authorization must be `Bearer <API key>`")
+        token = value.strip()
+    keys = Keys(store)
+    if token:
+        try:
+            return keys.authenticate(token)
+        except AuthError as error:
+            raise _unauthorized(str(error)) from None
+    anonymous = Principal(Role.DISPATCHER, settings.default_organisation)
+    if settings.auth == "open":
+        return anonymous
+    client = request.client.host if request.client else None
+    if settings.auth == "auto" and _is_loopback(client) and not keys.any_active():
+        return anonymous
+    raise _unauthorized(
+        "an API key is required: send `Authorization: Bearer <key>` or `X-API-Key: <key>` "
+        "(a dispatcher creates keys with `doorstep keys create`)"
+    )
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def require(*roles: Role) -> Callable[[Principal], Principal]:
+    """A dependency that lets only ``roles`` through (403 naming the role that is needed)."""
+    allowed = ", ".join(r.value for r in roles)
+
+    def check(principal: PrincipalDep) -> Principal:
+        if principal.role not in roles:
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                f"a {principal.role.value} key may not do this: it needs the role {allowed}",
+            )
+        return principal
+
+    return check
+
+
+DispatcherDep = Annotated[Principal, Depends(require(Role.DISPATCHER))]
+ReaderDep = Annotated[Principal, Depends(require(Role.DISPATCHER, Role.INTEGRATOR))]
+"""Dispatchers and integrators: submit problems, read plans and progress."""
+CrewOrDispatcherDep = Annotated[Principal, Depends(require(Role.DISPATCHER, Role.CREW))]
+
+
+def check_vehicle(principal: Principal, vehicle_id: str) -> None:
+    """A crew key reaches only its own vehicle: 403 for any other."""
+    if principal.role is Role.CREW and principal.vehicle_id != vehicle_id:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            f'this crew key belongs to vehicle "{principal.vehicle_id}": it may not reach vehicle "{vehicle_id}"',
+        )
+
+
+def plan_of(store: Store, plan_id: str, principal: Principal, *, document: bool = False,
+            request: bool = False) -> PlanRow:
+    """The plan, if it exists in the caller's organisation (else 404: other organisations' plans
+    are not even acknowledged)."""
+    row = store.get(plan_id, document=document, request=request)
+    if row is None or row.organisation != principal.organisation:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f'no plan "{plan_id}"')
+    return row

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
 from routing.errors import ProblemError
-from service.api.deps import NetworksDep
+from service.api.deps import NetworksDep, require
+from service.auth import Role
 from service.schemas import MatrixOut, MatrixRequest, jsonable
 
-router = APIRouter(prefix="/v1", tags=["matrix"])
+router = APIRouter(prefix="/v1", tags=["matrix"], dependencies=[Depends(require(Role.DISPATCHER, Role.INTEGRATOR))])
 
 
 @router.post(

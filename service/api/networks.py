@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
-from service.api.deps import NetworksDep
+from service.api.deps import NetworksDep, get_principal
 from service.schemas import NetworkList, NetworkOut
 
-router = APIRouter(prefix="/v1", tags=["networks"])
+router = APIRouter(prefix="/v1", tags=["networks"], dependencies=[Depends(get_principal)])
 
 
 @router.get("/networks", operation_id="list_networks", summary="Loaded road networks", response_model=NetworkList)

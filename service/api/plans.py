@@ -7,6 +7,7 @@ Solves themselves run in worker processes (:mod:`service.jobs`).
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Annotated, Any
 
@@ -14,9 +15,20 @@ from fastapi import APIRouter, Body, HTTPException, Query, Response, status
 from fastapi.responses import JSONResponse
 
 from service import exports
-from service.api.deps import NetworksDep, RunnerDep, SettingsDep, StoreDep
+from service.api.deps import (
+    NetworksDep,
+    PrincipalDep,
+    ReaderDep,
+    RunnerDep,
+    SettingsDep,
+    StoreDep,
+    check_vehicle,
+    plan_of,
+)
 from service.api.errors import unprocessable
+from service.auth import Principal
 from service.planning import check_request, plan_out, plan_summary_out, plan_url, stored_request
+from service.privacy import redact_document, redact_route
 from service.schemas import (
     EXAMPLE_REQUEST,
     PlanCreated,
@@ -41,6 +53,13 @@ INVALID: Responses = {422: {"description": "Bad input: every error names its fie
                             "msg": 'Visit "v-4": time window: time window ends (09:00) before it starts (11:00)',
                             "type": "ProblemError"}]}}}}}
 TOO_LARGE: Responses = {413: {"description": "The request body is over the server's size limit."}}
+AUTH: Responses = {
+    401: {"description": "No API key, or an unknown or revoked one (see `WWW-Authenticate`).",
+          "content": {"application/json": {"example": {"detail": "unknown API key"}}}},
+    403: {"description": "The key's role may not do this (the message says which role may).",
+          "content": {"application/json": {"example": {
+              "detail": "a crew key may not do this: it needs the role dispatcher, integrator"}}}},
+}
 
 _EXAMPLES = {
     "network": {"summary": "Two home visits routed on the Helsinki road network", "value": EXAMPLE_REQUEST},
@@ -67,15 +86,18 @@ _EXAMPLES = {
 }
 
 
-def _get(store: Store, plan_id: str, *, document: bool = False, request: bool = False) -> PlanRow:
-    row = store.get(plan_id, document=document, request=request)
-    if row is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f'no plan "{plan_id}"')
-    return row
+def _get(store: Store, plan_id: str, principal: Principal, *, document: bool = False,
+         request: bool = False) -> PlanRow:
+    return plan_of(store, plan_id, principal, document=document, request=request)
 
 
-def _document(store: Store, plan_id: str) -> tuple[PlanRow, dict[str, Any]]:
-    row = _get(store, plan_id, document=True, request=True)
+def _shown(row: PlanRow, principal: Principal) -> PlanOut:
+    """The plan as ``principal`` may see it (personal data only if allowed)."""
+    return plan_out(dataclasses.replace(row, document=redact_document(row.document, principal)))
+
+
+def _document(store: Store, plan_id: str, principal: Principal) -> tuple[PlanRow, dict[str, Any]]:
+    row = _get(store, plan_id, principal, document=True, request=True)
     if row.document is None:
         if row.status in (Status.QUEUED, Status.SOLVING):
             detail = f"plan {plan_id} is {row.status.value}: its routes are ready when it is done"
@@ -85,11 +107,14 @@ def _document(store: Store, plan_id: str) -> tuple[PlanRow, dict[str, Any]]:
     return row, row.document
 
 
-def _route(store: Store, plan_id: str, vehicle_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    row, document = _document(store, plan_id)
+def _route(store: Store, plan_id: str, vehicle_id: str, principal: Principal) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The document (with only this route) and the route, as ``principal`` may see them."""
+    check_vehicle(principal, vehicle_id)
+    row, document = _document(store, plan_id, principal)
     for route in document.get("routes", []):
         if route["vehicle_id"] == vehicle_id:
-            return document, route
+            route = redact_route(route, principal)
+            return {**document, "routes": [route]}, route
     vehicles = [v.get("id") for v in (row.request or {}).get("vehicles", [])]
     if vehicle_id in vehicles:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f'vehicle "{vehicle_id}" has no visits in plan {plan_id}')
@@ -108,6 +133,7 @@ def _route(store: Store, plan_id: str, vehicle_id: str) -> tuple[dict[str, Any],
         200: {"model": PlanOut, "description": "With `?wait=true`: the solve finished in time."},
         **INVALID,
         **TOO_LARGE,
+        **AUTH,
         503: {"description": "The road network cannot be loaded."},
     },
 )
@@ -118,6 +144,7 @@ def create_plan(
     store: StoreDep,
     runner: RunnerDep,
     networks: NetworksDep,
+    principal: ReaderDep,
     wait: Annotated[
         bool,
         Query(description="Answer when the solve is done (at most the time limit plus a margin), "
@@ -137,6 +164,7 @@ def create_plan(
         time_limit_s=limit,
         visits=len(request.visits),
         vehicles=len(request.vehicles),
+        organisation=principal.organisation,
     )
     runner.submit(row.id)
     url = plan_url(row.id)
@@ -147,21 +175,23 @@ def create_plan(
             if current is not None and current.status.is_final:
                 if current.error and current.error.get("type") == "input_error":
                     return unprocessable(current.error.get("loc") or ["body"], current.error["msg"])
-                return JSONResponse(plan_out(current).model_dump(mode="json"), status_code=200,
+                return JSONResponse(_shown(current, principal).model_dump(mode="json"), status_code=200,
                                     headers={"Location": url})
             time.sleep(0.1)
     response.headers["Location"] = url
     return PlanCreated(id=row.id, status=Status.QUEUED, url=url)
 
 
-@router.get("", operation_id="list_plans", summary="List plans, newest first", response_model=PlanList)
+@router.get("", operation_id="list_plans", summary="List plans, newest first", response_model=PlanList,
+            responses=AUTH)
 def list_plans(
     store: StoreDep,
+    principal: ReaderDep,
     offset: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     status_: Annotated[Status | None, Query(alias="status", description="Only plans in this status.")] = None,
 ) -> PlanList:
-    rows, count = store.page(offset=offset, limit=limit, status=status_)
+    rows, count = store.page(offset=offset, limit=limit, status=status_, organisation=principal.organisation)
     return PlanList(data=[plan_summary_out(r) for r in rows], count=count, offset=offset, limit=limit)
 
 
@@ -171,11 +201,12 @@ def list_plans(
     summary="The plan as GeoJSON (routes and stops)",
     response_class=JSONResponse,
     responses={200: {"content": {"application/geo+json": {"example": {"type": "FeatureCollection", "features": []}}}},
-               **NOT_FOUND, **NOT_READY},
+               **NOT_FOUND, **NOT_READY, **AUTH},
 )
-def export_plan_geojson(plan_id: str, store: StoreDep) -> JSONResponse:
-    _, document = _document(store, plan_id)
-    return JSONResponse(exports.plan_geojson(document), media_type="application/geo+json")
+def export_plan_geojson(plan_id: str, store: StoreDep, principal: ReaderDep) -> JSONResponse:
+    _, document = _document(store, plan_id, principal)
+    return JSONResponse(exports.plan_geojson(redact_document(document, principal) or document),
+                        media_type="application/geo+json")
 
 
 @router.get(
@@ -183,10 +214,10 @@ def export_plan_geojson(plan_id: str, store: StoreDep) -> JSONResponse:
     operation_id="get_plan",
     summary="A plan: status, progress while solving, routes when done",
     response_model=PlanOut,
-    responses={**NOT_FOUND},
+    responses={**NOT_FOUND, **AUTH},
 )
-def get_plan(plan_id: str, store: StoreDep) -> PlanOut:
-    return plan_out(_get(store, plan_id, document=True))
+def get_plan(plan_id: str, store: StoreDep, principal: ReaderDep) -> PlanOut:
+    return _shown(_get(store, plan_id, principal, document=True), principal)
 
 
 @router.delete(
@@ -195,21 +226,22 @@ def get_plan(plan_id: str, store: StoreDep) -> PlanOut:
     summary="Cancel a queued or running solve (the best plan so far is kept)",
     response_model=PlanOut,
     responses={**NOT_FOUND, 409: {"description": "The solve has already finished.", "content": {
-        "application/json": {"example": {"detail": "plan 5f0c6b8e... is already done: nothing to cancel"}}}}},
+        "application/json": {"example": {"detail": "plan 5f0c6b8e... is already done: nothing to cancel"}}}},
+        **AUTH},
 )
-def cancel_plan(plan_id: str, store: StoreDep, runner: RunnerDep) -> PlanOut:
+def cancel_plan(plan_id: str, store: StoreDep, runner: RunnerDep, principal: ReaderDep) -> PlanOut:
     """A queued plan is cancelled at once. A solving one stops within about a second and keeps
     the best plan found so far (`status` becomes `cancelled`; poll for it)."""
-    row = _get(store, plan_id)
+    row = _get(store, plan_id, principal)
     if row.status.is_final:
         detail = f"plan {plan_id} is already {row.status.value}: nothing to cancel"
         raise HTTPException(status.HTTP_409_CONFLICT, detail)
     store.request_cancel(plan_id)
     runner.cancel(plan_id)
-    return plan_out(_get(store, plan_id, document=True))
+    return _shown(_get(store, plan_id, principal, document=True), principal)
 
 
-_ROUTE_RESPONSES: Responses = {**NOT_FOUND, **NOT_READY}
+_ROUTE_RESPONSES: Responses = {**NOT_FOUND, **NOT_READY, **AUTH}
 
 
 @router.get(
@@ -220,8 +252,8 @@ _ROUTE_RESPONSES: Responses = {**NOT_FOUND, **NOT_READY}
     responses={200: {"content": {"text/csv": {"example": "seq,kind,id,arrival,...\n1,visit,v-1,09:00,...\n"}}},
                **_ROUTE_RESPONSES},
 )
-def export_route_csv(plan_id: str, vehicle_id: str, store: StoreDep) -> Response:
-    document, _ = _route(store, plan_id, vehicle_id)
+def export_route_csv(plan_id: str, vehicle_id: str, store: StoreDep, principal: PrincipalDep) -> Response:
+    document, _ = _route(store, plan_id, vehicle_id, principal)
     return Response(exports.route_csv(document, vehicle_id), media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="{_filename(vehicle_id)}.csv"'})
 
@@ -234,8 +266,8 @@ def export_route_csv(plan_id: str, vehicle_id: str, store: StoreDep) -> Response
     responses={200: {"content": {"application/gpx+xml": {"example": '<gpx version="1.1">...</gpx>'}}},
                **_ROUTE_RESPONSES},
 )
-def export_route_gpx(plan_id: str, vehicle_id: str, store: StoreDep) -> Response:
-    document, _ = _route(store, plan_id, vehicle_id)
+def export_route_gpx(plan_id: str, vehicle_id: str, store: StoreDep, principal: PrincipalDep) -> Response:
+    document, _ = _route(store, plan_id, vehicle_id, principal)
     return Response(exports.route_gpx(document, vehicle_id), media_type="application/gpx+xml",
                     headers={"Content-Disposition": f'attachment; filename="{_filename(vehicle_id)}.gpx"'})
 
@@ -247,8 +279,8 @@ def export_route_gpx(plan_id: str, vehicle_id: str, store: StoreDep) -> Response
     response_class=Response,
     responses={200: {"content": {"text/html": {"example": "<!doctype html>..."}}}, **_ROUTE_RESPONSES},
 )
-def export_route_html(plan_id: str, vehicle_id: str, store: StoreDep) -> Response:
-    document, _ = _route(store, plan_id, vehicle_id)
+def export_route_html(plan_id: str, vehicle_id: str, store: StoreDep, principal: PrincipalDep) -> Response:
+    document, _ = _route(store, plan_id, vehicle_id, principal)
     return Response(exports.route_html(document, vehicle_id), media_type="text/html; charset=utf-8")
 
 
@@ -259,8 +291,9 @@ def export_route_html(plan_id: str, vehicle_id: str, store: StoreDep) -> Respons
     response_model=RouteDetail,
     responses=_ROUTE_RESPONSES,
 )
-def get_route(plan_id: str, vehicle_id: str, store: StoreDep) -> RouteDetail:
-    _, route = _route(store, plan_id, vehicle_id)
+def get_route(plan_id: str, vehicle_id: str, store: StoreDep, principal: PrincipalDep) -> RouteDetail:
+    """Crews: only their own vehicle's (403 for any other)."""
+    _, route = _route(store, plan_id, vehicle_id, principal)
     return RouteDetail.model_validate({"plan_id": plan_id, **route})
 
 

@@ -65,6 +65,15 @@ def sqlite_url(tmp_path: Path) -> str:
 FAKES = "tests.service.fakes"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def open_access() -> Iterator[None]:
+    """Service tests call the API without keys (``DOORSTEP_AUTH=open``), except those of keys and
+    roles (``test_auth.py``), which give ``auth`` to their Settings explicitly."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DOORSTEP_AUTH", "open")
+        yield
+
+
 @pytest.fixture
 def make_settings(tmp_path: Path) -> Callable[..., Settings]:
     """Settings for a test app: no road networks, one worker, short timings."""

@@ -196,6 +196,9 @@ def test_openapi_has_stable_operation_ids_and_examples(sqlite_url: str, make_set
         "create_plan", "list_plans", "get_plan", "cancel_plan", "get_route", "export_plan_geojson",
         "export_route_csv", "export_route_gpx", "export_route_html", "create_matrix", "list_networks",
         "healthz", "readyz",
+        # field operations (issue 6)
+        "record_event", "list_events", "get_progress", "replan", "list_versions", "compare_versions",
+        "carry_over", "evaluate_routes",
     }
     assert "[lon, lat]" in schema["info"]["description"]
     assert operations["create_plan"]["requestBody"]["content"]["application/json"]["examples"]

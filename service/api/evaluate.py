@@ -1,0 +1,88 @@
+"""``/v1/evaluate``: plan mode. A dispatcher's hand-made order (or the order a crew actually
+drove) is scheduled and checked by the independent evaluator: ETAs, waits, loads and every
+broken rule (late, over capacity, missing skill, shift overrun, sample too old)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, status
+
+from routing.errors import UnknownReferenceError
+from routing.evaluate import evaluate
+from routing.model import Problem
+from routing.plan import Plan
+from service.api.deps import NetworksDep, ReaderDep, StoreDep, plan_of
+from service.field_schemas import EvaluateIn, EvaluateOut
+from service.jobs import network_area_walk, network_matrices
+from service.privacy import redact_document
+from service.schemas import PlanRequest, addresses_of, plan_document, to_problem
+
+router = APIRouter(prefix="/v1", tags=["plan mode"])
+
+
+@router.post(
+    "/evaluate",
+    operation_id="evaluate_routes",
+    summary="Check a fixed order of steps per vehicle (plan mode)",
+    response_model=EvaluateOut,
+    responses={
+        401: {"description": "No key, or an unknown or revoked one."},
+        403: {"description": "Crews may not evaluate plans."},
+        404: {"description": "No plan with this id (in your organisation)."},
+        409: {"description": "The plan has been purged of the data it needs."},
+        422: {"description": "Bad input, e.g. an id the problem does not have (the field is named).",
+              "content": {"application/json": {"example": {"detail": [
+                  {"loc": ["body", "routes", "team-1", 2], "msg": '"v-99" is not a visit, stop or break of '
+                   'vehicle "team-1"', "type": "UnknownReferenceError"}]}}}},
+    },
+)
+def evaluate_routes(body: EvaluateIn, store: StoreDep, networks: NetworksDep, principal: ReaderDep) -> Any:
+    """Schedule `routes` (vehicle id -> ids in order) on the problem of `plan_id` or `problem`.
+    A route that breaks rules is not an error: `feasible` is false and `plan.violations` says
+    which rule, where and by how much."""
+    if body.plan_id is not None:
+        row = plan_of(store, body.plan_id, principal, request=True)
+        if row.purged_at is not None:
+            raise HTTPException(status.HTTP_409_CONFLICT, f"plan {row.id} was purged of personal data and addresses")
+        assert row.request is not None
+        request = PlanRequest.model_validate(row.request)
+    else:
+        assert body.problem is not None
+        request = body.problem
+    area_walk = None
+    if request.matrices is None:
+        matrices, _ = network_matrices(request, networks)
+        area_walk = network_area_walk(request, networks)
+        problem = to_problem(request, matrices, area_walk_m=area_walk)
+    else:
+        problem = to_problem(request)
+    _check_ids(problem, body.routes)
+    evaluation = evaluate(problem, body.routes)
+    plan = Plan(routes=evaluation.routes, unassigned=(), violations=evaluation.violations,
+                cost=evaluation.cost, engine="evaluate")
+    document = plan_document(problem, plan, addresses=addresses_of(request))
+    if body.plan_id is not None:
+        document = redact_document(document, principal) or document
+    return EvaluateOut(feasible=evaluation.feasible, cost=evaluation.cost, missing=list(evaluation.missing),
+                       plan=document)  # type: ignore[arg-type]
+
+
+def _check_ids(problem: Problem, routes: dict[str, list[str]]) -> None:
+    """Unknown ids are bad input (422 naming the place), not violations."""
+    vehicles = {v.id: v for v in problem.vehicles}
+    sites = {s.id for s in problem.sites} - {d.id for d in problem.depots}
+    for vehicle_id, steps in routes.items():
+        if vehicle_id not in vehicles:
+            raise UnknownReferenceError(
+                f'"{vehicle_id}" is not a vehicle of the problem (vehicles: {", ".join(vehicles)})',
+                path=("routes", vehicle_id),
+            )
+        breaks = {b.id for b in vehicles[vehicle_id].breaks}
+        for i, step_id in enumerate(steps):
+            if step_id not in sites and step_id not in breaks:
+                    raise UnknownReferenceError(
+                    f'"{step_id}" is not a visit, stop or break of vehicle "{vehicle_id}"',
+                    path=("routes", vehicle_id, i),
+                )
+

@@ -1,0 +1,292 @@
+"""Field operations on a plan: record outcomes (the ledger), follow progress, re-plan the rest of
+the day, list and compare versions, carry what is left over to tomorrow.
+
+Plain ``def`` endpoints (thread pool): re-planning may compute travel matrices on a road network.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, HTTPException, Query, Response, status
+from fastapi.responses import JSONResponse
+
+from routing.errors import ProblemError
+from service.api.deps import (
+    CrewOrDispatcherDep,
+    DispatcherDep,
+    NetworksDep,
+    ReaderDep,
+    RunnerDep,
+    SettingsDep,
+    StoreDep,
+    check_vehicle,
+    plan_of,
+)
+from service.auth import Principal, Role
+from service.field import Chain, ReplanAsk, carry_over, compare, load_chain, progress, request_of, rest_of_day_for
+from service.field_schemas import (
+    CarryOverOut,
+    CompareOut,
+    EventIn,
+    EventList,
+    EventOut,
+    PlanProgressOut,
+    ReplanIn,
+    ReplanOut,
+    VersionList,
+    VersionOut,
+)
+from service.ledger import Event, IdempotencyConflict, Ledger, SystemEntry
+from service.planning import check_request, plan_url, stored_request
+from service.privacy import redact_payload, redact_request
+from service.schemas import PlanRequest, TimeOfDay
+from service.store import PlanRow, Store
+
+router = APIRouter(prefix="/v1/plans", tags=["field operations"])
+
+Responses = dict[int | str, dict[str, Any]]
+AUTH: Responses = {
+    401: {"description": "No key, or an unknown or revoked one.",
+          "content": {"application/json": {"example": {"detail": "unknown API key"}}}},
+    403: {"description": "The key's role may not do this.",
+          "content": {"application/json": {"example": {
+              "detail": 'this crew key belongs to vehicle "team-1": it may not reach vehicle "team-2"'}}}},
+    404: {"description": "No plan with this id (in your organisation)."},
+}
+
+AtQuery = Annotated[
+    TimeOfDay | None,
+    Query(description="Time of the plan's day to measure lateness at; default: the server's local time now."),
+]
+
+
+def _now_s() -> int:
+    now = datetime.now().astimezone()
+    return now.hour * 3600 + now.minute * 60 + now.second
+
+
+def _chain(store: Store, row: PlanRow) -> Chain:
+    return load_chain(store, row, Ledger(store).events(row.root))
+
+
+def _event_out(event: Event, principal: Principal) -> EventOut:
+    return EventOut(
+        id=event.id, plan_id=event.plan_id, version_id=event.version_id, vehicle_id=event.vehicle_id,
+        step_id=event.step_id, outcome=event.outcome,
+        payload=redact_payload(event.payload, principal, event.vehicle_id), actor=event.actor,
+        recorded_at=event.recorded_at, idempotency_key=event.idempotency_key,
+    )
+
+
+# -- ledger ------------------------------------------------------------------------------------------
+
+
+@router.post(
+    "/{plan_id}/events",
+    operation_id="record_event",
+    summary="Record a step's outcome (crews: their own vehicle's steps)",
+    status_code=status.HTTP_201_CREATED,
+    response_model=EventOut,
+    responses={200: {"description": "Already recorded with this idempotency key: the first entry."},
+               409: {"description": "The idempotency key was used for another entry."}, **AUTH},
+)
+def record_event(
+    plan_id: str,
+    event: EventIn,
+    response: Response,
+    store: StoreDep,
+    principal: CrewOrDispatcherDep,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> EventOut:
+    """Append `event` to the plan's ledger. Nothing is overwritten: a later outcome for the same
+    step supersedes the earlier one in the progress, and both stay in the history."""
+    row = plan_of(store, plan_id, principal)
+    check_vehicle(principal, event.vehicle_id)
+    chain = _chain(store, row)
+    tasks = chain.tasks()
+    if event.step_id not in tasks:
+        raise ProblemError(f'"{event.step_id}" is not a visit or bus stop of plan {plan_id}', path=("step_id",))
+    vehicles = {v.get("id") for v in chain.versions for v in (v.request or {}).get("vehicles") or []}
+    if event.vehicle_id not in vehicles:
+        raise ProblemError(f'"{event.vehicle_id}" is not a vehicle of plan {plan_id}', path=("vehicle_id",))
+    if principal.role is Role.CREW:
+        own = {s.get("id") for v in chain.versions for r in (v.document or {}).get("routes") or []
+               if r.get("vehicle_id") == event.vehicle_id for s in r.get("steps") or []}
+        if event.step_id not in own:
+            raise HTTPException(status.HTTP_403_FORBIDDEN,
+                                f'"{event.step_id}" is not on the route of vehicle "{event.vehicle_id}"')
+    key = idempotency_key or event.idempotency_key
+    payload = {
+        "at_s": event.at,
+        "arrival_s": event.arrival,
+        "departure_s": event.departure,
+        "people_sampled": event.people_sampled,
+        "tubes_used": event.tubes_used,
+        "note": event.note,
+    }
+    version = chain.current.id if chain.current else row.id
+    try:
+        recorded, created = Ledger(store).record(
+            row.root, version, outcome=event.outcome.value, payload=payload, actor=principal.actor,
+            vehicle_id=event.vehicle_id, step_id=event.step_id, idempotency_key=key,
+        )
+    except IdempotencyConflict as error:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from None
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return _event_out(recorded, principal)
+
+
+@router.get("/{plan_id}/events", operation_id="list_events", summary="The plan's ledger, oldest first",
+            response_model=EventList, responses=AUTH)
+def list_events(plan_id: str, store: StoreDep, principal: ReaderDep) -> EventList:
+    row = plan_of(store, plan_id, principal)
+    events = Ledger(store).events(row.root)
+    return EventList(data=[_event_out(e, principal) for e in events], count=len(events))
+
+
+@router.get("/{plan_id}/progress", operation_id="get_progress", summary="Progress of the day",
+            response_model=PlanProgressOut, responses=AUTH)
+def get_progress(plan_id: str, store: StoreDep, principal: ReaderDep, at: AtQuery = None) -> PlanProgressOut:
+    """Per vehicle: done, remaining, late and how far behind; people sampled against expected;
+    every resident not sampled yet with their last outcome (notes and contacts only if allowed)."""
+    row = plan_of(store, plan_id, principal)
+    out = progress(_chain(store, row), _now_s() if at is None else at)
+    if not principal.sees_personal_data():
+        for item in out["not_sampled"]:
+            item["notes"] = item["contact"] = None
+    return PlanProgressOut.model_validate(out)
+
+
+# -- re-planning -------------------------------------------------------------------------------------
+
+
+@router.post(
+    "/{plan_id}/replan",
+    operation_id="replan",
+    summary="Re-plan the rest of the day: a new version",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=ReplanOut,
+    responses={409: {"description": "Not the newest version, or it has no routes yet."},
+               422: {"description": "Bad input, naming the field."}, **AUTH},
+)
+def replan(
+    plan_id: str,
+    body: ReplanIn,
+    response: Response,
+    settings: SettingsDep,
+    store: StoreDep,
+    runner: RunnerDep,
+    networks: NetworksDep,
+    principal: DispatcherDep,
+    wait: Annotated[bool, Query(description="Answer when the new version is solved (as POST /v1/plans).")] = False,
+) -> Any:
+    """Completed and in-progress steps stay fixed; each team starts where it is; visits keep
+    their team unless moving one saves more than `reassignment_cost`; `not_home` visits are
+    retried later if asked. The new version is queued like any plan (poll its `url`)."""
+    row = plan_of(store, plan_id, principal)
+    chain = _chain(store, row)
+    if chain.latest.id != row.id:
+        raise HTTPException(status.HTTP_409_CONFLICT,
+                            f"plan {plan_id} is version {row.version}; re-plan the newest, {chain.latest.id} "
+                            f"(version {chain.latest.version})")
+    if row.document is None or not row.status.is_final:
+        raise HTTPException(status.HTTP_409_CONFLICT,
+                            f"plan {plan_id} is {row.status.value}: re-plan it when it has routes")
+    assert row.request is not None
+    current = PlanRequest.model_validate(row.request)
+    empty: dict[str, Any] = {"stops": [], "areas": [], "labs": [], "matrices": None}
+    ask = ReplanAsk(
+        now_s=body.now,
+        positions={k: (v[0], v[1]) for k, v in body.positions.items()},
+        new_visits=current.model_copy(update={**empty, "visits": body.new_visits}) if body.new_visits else None,
+        cancelled=body.cancelled,
+        dropped_vehicles=body.dropped_vehicles,
+        joined_vehicles=(current.model_copy(update={**empty, "visits": [], "vehicles": body.joined_vehicles})
+                         if body.joined_vehicles else None),
+        retry_not_home=body.retry_not_home,
+        retry_after_s=body.retry_after_s,
+        reassignment_cost=body.reassignment_cost,
+        matrices={p: m.to_travel_matrix() for p, m in body.matrices.items()} if body.matrices else None,
+    )
+    rest, base, retried = rest_of_day_for(chain, ask, networks if current.matrices is None else None)
+    options = body.options.model_dump(mode="json", exclude_unset=True)
+    options.setdefault("time_limit_s", row.time_limit_s)
+    options["initial_routes"] = rest.initial
+    extra = {v.id: v.model_dump(mode="json", exclude_unset=True) for v in body.new_visits}
+    name = f"{(chain.root.name or 'plan')} (v{row.version + 1})"
+    request = PlanRequest.model_validate(request_of(rest.problem, base=base, extra_items=extra, options=options,
+                                                    name=name))
+    limit = check_request(request, settings, networks)
+    new = store.create(stored_request(request), name=request.name, time_limit_s=limit,
+                       visits=len(request.visits), vehicles=len(request.vehicles), parent=row)
+    Ledger(store).record(
+        row.root, new.id, outcome=SystemEntry.REPLANNED.value, actor=principal.actor,
+        payload={"from_version": row.id, "to_version": new.id, "now_s": body.now,
+                 "cancelled": list(body.cancelled), "added": [v.id for v in body.new_visits],
+                 "dropped_vehicles": list(body.dropped_vehicles),
+                 "joined_vehicles": [v.id for v in body.joined_vehicles],
+                 "positions": sorted(body.positions), "retried": retried, "not_retried": list(rest.not_retried),
+                 "reassignment_cost": body.reassignment_cost},
+    )
+    runner.submit(new.id)
+    url = plan_url(new.id)
+    response.headers["Location"] = url
+    out = ReplanOut(id=new.id, status=new.status.value, url=url, version=new.version, parent_id=row.id,
+                    kept=rest.kept, retried=retried, not_retried=list(rest.not_retried))
+    if wait:
+        deadline = time.monotonic() + limit + settings.wait_grace_s
+        while time.monotonic() < deadline:
+            current_row = store.get(new.id)
+            if current_row is not None and current_row.status.is_final:
+                out.status = current_row.status.value
+                return JSONResponse(out.model_dump(mode="json"), status_code=200, headers={"Location": url})
+            time.sleep(0.1)
+    return out
+
+
+@router.get("/{plan_id}/versions", operation_id="list_versions", summary="Every version of the plan",
+            response_model=VersionList, responses=AUTH)
+def list_versions(plan_id: str, store: StoreDep, principal: ReaderDep) -> VersionList:
+    row = plan_of(store, plan_id, principal)
+    versions = store.versions(row.root)
+    return VersionList(
+        data=[VersionOut(id=v.id, version=v.version, parent_id=v.parent_id, status=v.status.value,
+                         url=plan_url(v.id), created_at=v.created_at, summary=v.summary) for v in versions],
+        count=len(versions),
+    )
+
+
+@router.get("/{plan_id}/compare/{other_id}", operation_id="compare_versions",
+            summary="What changed between two versions", response_model=CompareOut, responses=AUTH)
+def compare_versions(plan_id: str, other_id: str, store: StoreDep, principal: ReaderDep) -> CompareOut:
+    """Visits moved to another vehicle, added, removed (with their outcome), and ETAs that moved
+    by a minute or more, from `plan_id` to `other_id`."""
+    a = plan_of(store, plan_id, principal, document=True)
+    b = plan_of(store, other_id, principal, document=True)
+    if a.root != b.root:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY,
+                            f"plans {plan_id} and {other_id} are not versions of one plan")
+    for version in (a, b):
+        if version.document is None:
+            raise HTTPException(status.HTTP_409_CONFLICT, f"plan {version.id} is {version.status.value}: no routes")
+    states = _chain(store, a).states
+    return CompareOut.model_validate(compare(a, b, states))
+
+
+@router.get("/{plan_id}/carry-over", operation_id="carry_over",
+            summary="What was not sampled today, as tomorrow's request with its history",
+            response_model=CarryOverOut, responses=AUTH)
+def get_carry_over(plan_id: str, store: StoreDep, principal: ReaderDep) -> CarryOverOut:
+    row = plan_of(store, plan_id, principal)
+    out = carry_over(_chain(store, row))
+    out["request"] = redact_request(out["request"], principal)
+    if not principal.sees_personal_data():
+        for entries in out["history"].values():
+            for entry in entries:
+                entry["note"] = None
+    return CarryOverOut.model_validate(out)
+

@@ -1,0 +1,198 @@
+"""Who is calling: API keys (also accepted as bearer tokens), roles and organisations.
+
+A key is ``dsk_<prefix>_<secret>``: the prefix (8 hex digits) finds the key and is safe to show
+in listings and logs; the secret is 32 random bytes. Only the SHA-256 of the whole key is
+stored: the key is random, not a password, so a fast hash is right (nothing to brute-force) and
+the comparison is constant-time (:func:`hmac.compare_digest`). The key is shown once, when made.
+
+Roles:
+
+- ``dispatcher``: everything in their organisation, personal data included;
+- ``crew``: their own vehicle's route (personal data of its residents included) and recording
+  its outcomes; nothing else;
+- ``integrator``: submit problems, read plans, progress and versions; residents' notes and
+  contacts only with ``can_read_personal``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import select
+
+from service.store import ApiKeyRecord, Store, utcnow
+
+TOKEN_PREFIX = "dsk_"
+
+
+class Role(StrEnum):
+    DISPATCHER = "dispatcher"
+    CREW = "crew"
+    INTEGRATOR = "integrator"
+
+
+class AuthError(Exception):
+    """No usable credentials (answered 401); the message says what to do."""
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The caller, as the API sees it."""
+
+    role: Role
+    organisation: str
+    vehicle_id: str | None = None
+    can_read_personal: bool = False
+    key_prefix: str | None = None
+    """None when the call came without a key (open mode)."""
+
+    @property
+    def actor(self) -> str:
+        """Who recorded something, for the ledger: the key's prefix and role, never its secret."""
+        return f"{self.role.value}:{self.key_prefix}" if self.key_prefix else "anonymous"
+
+    def sees_personal_data(self, vehicle_id: str | None = None) -> bool:
+        """Whether residents' notes and contacts (of ``vehicle_id``'s route, for a crew) may be shown."""
+        if self.role is Role.DISPATCHER:
+            return True
+        if self.role is Role.CREW:
+            return vehicle_id is not None and vehicle_id == self.vehicle_id
+        return self.can_read_personal
+
+
+@dataclass(frozen=True, slots=True)
+class KeyInfo:
+    """A stored key, without its secret."""
+
+    prefix: str
+    role: Role
+    organisation: str
+    vehicle_id: str | None
+    can_read_personal: bool
+    label: str | None
+    created_at: datetime
+    revoked_at: datetime | None
+
+    @classmethod
+    def of(cls, record: ApiKeyRecord) -> KeyInfo:
+        return cls(
+            prefix=record.prefix,
+            role=Role(record.role),
+            organisation=record.organisation,
+            vehicle_id=record.vehicle_id,
+            can_read_personal=record.can_read_personal,
+            label=record.label,
+            created_at=record.created_at,
+            revoked_at=record.revoked_at,
+        )
+
+
+def sha256_hex(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def _split(token: str) -> str | None:
+    """The prefix of a well-formed key, else None."""
+    if not token.startswith(TOKEN_PREFIX):
+        return None
+    prefix, sep, secret = token[len(TOKEN_PREFIX):].partition("_")
+    if not sep or len(prefix) != 8 or not secret:
+        return None
+    return prefix
+
+
+class Keys:
+    """API keys in the store."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def create(
+        self,
+        *,
+        role: Role,
+        organisation: str,
+        vehicle_id: str | None = None,
+        can_read_personal: bool = False,
+        label: str | None = None,
+    ) -> tuple[KeyInfo, str]:
+        """A new key and its secret token (shown once: only its hash is kept)."""
+        role = Role(role)
+        if not organisation.strip():
+            raise ValueError("organisation must not be empty")
+        if role is Role.CREW and not vehicle_id:
+            raise ValueError("a crew key needs --vehicle: the vehicle whose route it reads and records")
+        if role is not Role.CREW and vehicle_id:
+            raise ValueError("only crew keys belong to a vehicle")
+        if role is Role.CREW and can_read_personal:
+            raise ValueError("crews see their own residents' data already; --personal-data is for integrators")
+        prefix = secrets.token_hex(4)
+        token = f"{TOKEN_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
+        record = ApiKeyRecord(
+            id=uuid.uuid4().hex,
+            prefix=prefix,
+            secret_sha256=sha256_hex(token),
+            role=role.value,
+            organisation=organisation.strip(),
+            vehicle_id=vehicle_id,
+            can_read_personal=can_read_personal or role is Role.DISPATCHER,
+            label=label,
+            created_at=utcnow(),
+            revoked_at=None,
+        )
+        with self.store.transaction() as session:
+            session.add(record)
+            session.flush()
+            info = KeyInfo.of(record)
+        return info, token
+
+    def list(self) -> list[KeyInfo]:
+        with self.store.transaction() as session:
+            records = session.execute(select(ApiKeyRecord).order_by(ApiKeyRecord.created_at)).scalars().all()
+            return [KeyInfo.of(r) for r in records]
+
+    def revoke(self, prefix: str) -> KeyInfo | None:
+        """Revoke the key with ``prefix`` (already revoked: unchanged). None if there is none."""
+        prefix = prefix.removeprefix(TOKEN_PREFIX).split("_", 1)[0]
+        with self.store.transaction() as session:
+            record = session.execute(select(ApiKeyRecord).where(ApiKeyRecord.prefix == prefix)).scalar_one_or_none()
+            if record is None:
+                return None
+            if record.revoked_at is None:
+                record.revoked_at = utcnow()
+            session.flush()
+            return KeyInfo.of(record)
+
+    def any_active(self) -> bool:
+        with self.store.transaction() as session:
+            found = session.execute(
+                select(ApiKeyRecord.id).where(ApiKeyRecord.revoked_at.is_(None)).limit(1)
+            ).first()
+        return found is not None
+
+    def authenticate(self, token: str) -> Principal:
+        """The principal of ``token``; :class:`AuthError` if it is malformed, unknown or revoked."""
+        prefix = _split(token.strip())
+        if prefix is None:
+            raise AuthError("malformed API key: keys look like dsk_<8 hex digits>_<secret>")
+        with self.store.transaction() as session:
+            record = session.execute(select(ApiKeyRecord).where(ApiKeyRecord.prefix == prefix)).scalar_one_or_none()
+            stored = record.secret_sha256 if record else sha256_hex("")
+            matches = hmac.compare_digest(stored, sha256_hex(token.strip()))
+            if record is None or not matches:
+                raise AuthError("unknown API key")
+            if record.revoked_at is not None:
+                raise AuthError(f"API key {prefix} was revoked; ask a dispatcher for a new one")
+            return Principal(
+                role=Role(record.role),
+                organisation=record.organisation,
+                vehicle_id=record.vehicle_id,
+                can_read_personal=record.can_read_personal,
+                key_prefix=record.prefix,
+            )
