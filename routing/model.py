@@ -671,15 +671,29 @@ class Problem:
     def with_stops(self, stops: Iterable[BusStop]) -> Problem:
         """The same problem with only ``stops`` (a subset, possibly restaffed) and no areas:
         what gets routed once stops are chosen. Matrices keep only the remaining sites."""
-        kept = tuple(stops)
-        sites: tuple[Site, ...] = (*self.depots, *self.visits, *kept, *self.labs)
-        keep_ids = [site.id for site in sites]
-        index = np.array([self.site_index(i) for i in keep_ids], dtype=np.intp)
+        return self._restricted(vehicles=self.vehicles, visits=self.visits, stops=tuple(stops))
+
+    def subproblem(self, vehicle_ids: Iterable[str], task_ids: Iterable[str]) -> Problem:
+        """Only some vehicles and tasks (all depots and labs kept): an independent part of a plan."""
+        wanted_vehicles, wanted_tasks = set(vehicle_ids), set(task_ids)
+        return self._restricted(
+            vehicles=tuple(v for v in self.vehicles if v.id in wanted_vehicles),
+            visits=tuple(v for v in self.visits if v.id in wanted_tasks),
+            stops=tuple(s for s in self.stops if s.id in wanted_tasks),
+        )
+
+    def _restricted(
+        self, *, vehicles: tuple[Vehicle, ...], visits: tuple[Visit, ...], stops: tuple[BusStop, ...]
+    ) -> Problem:
+        sites: tuple[Site, ...] = (*self.depots, *visits, *stops, *self.labs)
+        index = np.array([self.site_index(site.id) for site in sites], dtype=np.intp)
         matrices = {
             name: TravelMatrix(m.durations_s[np.ix_(index, index)], m.distances_m[np.ix_(index, index)])
             for name, m in self.matrices.items()
         }
-        return self.replace(stops=kept, areas=(), area_walk_m=None, matrices=matrices)
+        return self.replace(
+            vehicles=vehicles, visits=visits, stops=stops, areas=(), area_walk_m=None, matrices=matrices
+        )
 
     def replace(self, **changes: object) -> Problem:
         """A copy with some parts replaced (validated again)."""

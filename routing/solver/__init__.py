@@ -2,8 +2,10 @@
 
 1. With demand areas, bus stops are chosen first (CP-SAT covering, :mod:`routing.coverage`);
    visits and stops that no vehicle could serve even alone are set aside with a reason.
-2. The engines run side by side in worker processes (one per core): PyVRP and OR-Tools when
-   PyVRP can express the problem, two differently tuned OR-Tools searches when it cannot.
+2. The engines run side by side in worker processes (one per core): two PyVRP searches when
+   PyVRP can express the problem, two differently guided OR-Tools searches when it cannot; a
+   mixed fleet whose buses and teams never share a task is split into independent parts, one
+   per core (:mod:`routing.solver.parts`).
 3. Every answer, and every incumbent on the way, is judged by the independent evaluator; the
    plan is the best feasible one, scheduled by the evaluator, with a reason for each visit left out.
 """
@@ -20,7 +22,8 @@ from routing.errors import ProblemError, SolverError
 from routing.evaluate import Evaluation, evaluate
 from routing.model import Problem
 from routing.plan import AreaCoverage, Plan, Reason, Unassigned
-from routing.solver.portfolio import EngineRun, run_engine, run_portfolio, warm_up
+from routing.solver.parts import independent_parts
+from routing.solver.portfolio import EngineRun, Job, run_engine, run_portfolio, warm_up
 from routing.solver.pyvrp_engine import pyvrp_unsupported
 from routing.solver.reasons import explain_missing, unservable_tasks
 
@@ -94,61 +97,40 @@ def solve(
         coverage = choice.coverage
         problem = problem.with_stops(choice.stops)
     set_aside = unservable_tasks(problem)
-    visit_ids = [t.id for t in problem.tasks if t.id not in set_aside]
-    runs = plan_runs(problem, visit_ids, engine, seed, cores or os.cpu_count() or 1)
-
-    best: list[tuple[tuple[bool, float], Evaluation, str]] = []
-    evaluations: dict[str, Evaluation] = {}
-
-    def consider(label: str, routes: Mapping[str, Sequence[str]]) -> None:
-        evaluation = evaluate(problem, routes)
-        key = (not evaluation.feasible, evaluation.cost)
-        if not best or key < best[0][0]:
-            best[:] = [(key, evaluation, label)]
-            if on_progress is not None:
-                on_progress(
-                    Progress(
-                        elapsed_s=time.time() - started,
-                        cost=evaluation.cost,
-                        vehicles=evaluation.vehicles_used,
-                        assigned=len(problem.tasks) - len(evaluation.missing),
-                        engine=label,
-                        routes={k: list(v) for k, v in routes.items()},
-                    )
-                )
-        evaluations[label] = evaluation
-
+    task_ids = [t.id for t in problem.tasks if t.id not in set_aside]
+    cores = cores or os.cpu_count() or 1
+    plan_runs(problem, task_ids, engine, seed, cores)  # checks the engine name and what it can model
+    incumbents = _Incumbents(problem, started, on_progress)
     stats: dict[str, object] = {"set_aside": len(set_aside), "runs": []}
-    if not visit_ids:
-        consider("none", {})
+    if not task_ids:
+        incumbents.offer("none", 0, {})
     elif in_process:
-        routes = run_engine(runs[0], problem, visit_ids, deadline, initial, lambda _c, r: consider(runs[0].label, r))
+        run = plan_runs(problem, task_ids, engine, seed, cores)[0]
+        routes = run_engine(run, problem, task_ids, deadline, initial, lambda _c, r: incumbents.offer(run.label, 0, r))
         if routes is not None:
-            consider(runs[0].label, routes)
+            incumbents.offer(run.label, 0, routes)
     else:
+        jobs = _jobs(problem, task_ids, engine, seed, cores)
+        incumbents.part_problems = {int(job.run.options.get("part", 0)): job.problem for job in jobs}
+        stats["parts"] = len(incumbents.part_problems)
         results = run_portfolio(
-            runs,
-            problem,
-            visit_ids,
+            jobs,
             deadline=deadline,
             initial=initial,
-            on_incumbent=lambda label, _cost, routes: consider(label, routes),
+            on_incumbent=lambda label, _cost, routes: incumbents.offer(label, _part_of(jobs, label), routes),
             should_stop=should_stop,
         )
-        run_stats = []
-        for result in results:
-            entry: dict[str, object] = {"engine": result.run.label, "error": result.error}
-            if result.routes is not None:
-                consider(result.run.label, result.routes)
-                final = evaluations[result.run.label]
-                entry.update(cost=final.cost, feasible=final.feasible)
-            run_stats.append(entry)
-        stats["runs"] = run_stats
-        if not best and all(r.error not in (None, "stopped", "did not finish in time") for r in results):
+        stats["runs"] = [
+            {"engine": r.run.label, "error": r.error}
+            | (incumbents.offer(r.run.label, _part_of(jobs, r.run.label), r.routes) if r.routes is not None else {})
+            for r in results
+        ]
+        if incumbents.best is None and all(r.error not in (None, "stopped", "did not finish in time") for r in results):
             raise SolverError("every engine failed: " + "; ".join(str(r.error).splitlines()[-1] for r in results))
-    if not best:
-        consider("none", {})
-    _, evaluation, label = best[0]
+    if incumbents.best is None:
+        incumbents.offer("none", 0, {})
+    assert incumbents.best is not None
+    evaluation, label = incumbents.best
     unassigned = tuple(explain_missing(problem, evaluation, set_aside))
     return Plan(
         routes=evaluation.routes,
@@ -160,6 +142,63 @@ def solve(
         stats=stats,
         coverage=_after_routing(coverage, unassigned),
     )
+
+
+def _jobs(problem: Problem, task_ids: Sequence[str], engine: str, seed: int, cores: int) -> list[Job]:
+    """Engine runs over the problem, or over its independent parts (one or more runs each)."""
+    parts = independent_parts(problem, task_ids, at_most=cores) if engine == "auto" else []
+    if len(parts) < 2:
+        return [Job(run, problem, task_ids) for run in plan_runs(problem, task_ids, engine, seed, cores)]
+    jobs = []
+    for k, (vehicle_ids, ids) in enumerate(parts):
+        part = problem.subproblem(vehicle_ids, ids)
+        for run in plan_runs(part, ids, engine, seed, max(1, cores // len(parts))):
+            jobs.append(Job(EngineRun(run.engine, run.seed, {**run.options, "part": k}), part, ids))
+    return jobs
+
+
+def _part_of(jobs: Sequence[Job], label: str) -> int:
+    return next(int(job.run.options.get("part", 0)) for job in jobs if job.run.label == label)
+
+
+class _Incumbents:
+    """The best routes so far per independent part, and the best whole plan, by the evaluator."""
+
+    def __init__(self, problem: Problem, started: float, on_progress: Callable[[Progress], None] | None) -> None:
+        self.problem = problem
+        self.started = started
+        self.on_progress = on_progress
+        self.parts: dict[int, tuple[tuple[bool, float], dict[str, list[str]], str]] = {}
+        self.part_problems: dict[int, Problem] = {}
+        self.best: tuple[Evaluation, str] | None = None
+
+    def offer(self, label: str, part: int, routes: Mapping[str, Sequence[str]]) -> dict[str, object]:
+        """Consider routes found for one part; returns their own cost and feasibility."""
+        own = evaluate(self.part_problems.get(part, self.problem), routes)
+        key = (not own.feasible, own.cost)
+        if part not in self.parts or key < self.parts[part][0]:
+            self.parts[part] = (key, {k: list(v) for k, v in routes.items()}, label)
+            merged = {k: v for _, r, _ in self.parts.values() for k, v in r.items()}
+            whole = evaluate(self.problem, merged) if len(self.parts) > 1 else own
+            labels = "+".join(sorted({lbl for _, _, lbl in self.parts.values()}))
+            if self.best is None or (not whole.feasible, whole.cost) < (not self.best[0].feasible, self.best[0].cost):
+                self.best = (whole, labels)
+                self._report(whole, labels, merged)
+        return {"cost": own.cost, "feasible": own.feasible}
+
+    def _report(self, evaluation: Evaluation, label: str, routes: Mapping[str, Sequence[str]]) -> None:
+        if self.on_progress is None:
+            return
+        self.on_progress(
+            Progress(
+                elapsed_s=time.time() - self.started,
+                cost=evaluation.cost,
+                vehicles=evaluation.vehicles_used,
+                assigned=len(self.problem.tasks) - len(evaluation.missing),
+                engine=label,
+                routes={k: list(v) for k, v in routes.items()},
+            )
+        )
 
 
 def _after_routing(coverage: tuple[AreaCoverage, ...], unassigned: tuple[Unassigned, ...]) -> tuple[AreaCoverage, ...]:

@@ -46,7 +46,7 @@ from routing.solver.scaling import (
 )
 
 Routes = dict[str, list[str]]
-OnIncumbent = Callable[[int, Routes], None]
+OnIncumbent = Callable[[int, Routes], object]
 
 FIRST_SOLUTION = routing_enums_pb2.FirstSolutionStrategy
 METAHEURISTIC = routing_enums_pb2.LocalSearchMetaheuristic

@@ -36,9 +36,10 @@ class EngineRun:
 
     @property
     def label(self) -> str:
-        return f"{self.engine}#{self.seed}" if self.options.get("variant") is None else (
-            f"{self.engine}:{self.options['variant']}#{self.seed}"
-        )
+        variant = self.options.get("variant")
+        part = self.options.get("part")
+        name = self.engine if variant is None else f"{self.engine}:{variant}"
+        return f"{name}#{self.seed}" if part is None else f"{name}#{self.seed}@part{part}"
 
 
 @dataclass(slots=True)
@@ -55,7 +56,7 @@ def run_engine(
     visit_ids: Sequence[str],
     deadline: float,
     initial: Mapping[str, Sequence[str]] | None,
-    on_incumbent: Callable[[int, Routes], None] | None,
+    on_incumbent: Callable[[int, Routes], object] | None,
 ) -> Routes | None:
     """Run one engine in this process (the worker's body, also usable in-process)."""
     if run.engine == "pyvrp":
@@ -143,14 +144,21 @@ def warm_up() -> None:
         forkserver.ensure_running()
 
 
+@dataclass(frozen=True, slots=True)
+class Job:
+    """An engine run on a problem (or an independent part of one) and the tasks to route."""
+
+    run: EngineRun
+    problem: Problem
+    task_ids: Sequence[str]
+
+
 def run_portfolio(
-    runs: Sequence[EngineRun],
-    problem: Problem,
-    visit_ids: Sequence[str],
+    jobs: Sequence[Job],
     *,
     deadline: float,
     initial: Mapping[str, Sequence[str]] | None = None,
-    on_incumbent: Callable[[str, int, Routes], None] | None = None,
+    on_incumbent: Callable[[str, int, Routes], object] | None = None,
     should_stop: Callable[[], bool] | None = None,
     poll_s: float = 0.1,
 ) -> list[RunResult]:
@@ -161,15 +169,15 @@ def run_portfolio(
     """
     ctx = _context()
     out = ctx.Queue()
-    results = {run.label: RunResult(run, None) for run in runs}
+    results = {job.run.label: RunResult(job.run, None) for job in jobs}
     processes = [
         ctx.Process(  # type: ignore[attr-defined]
             target=_worker,
-            args=(run, problem, list(visit_ids), deadline, initial, out),
-            name=f"doorstep-{run.label}",
+            args=(job.run, job.problem, list(job.task_ids), deadline, initial, out),
+            name=f"doorstep-{job.run.label}",
             daemon=False,
         )
-        for run in runs
+        for job in jobs
     ]
     for process in processes:
         process.start()

@@ -31,7 +31,7 @@ from routing.solver.scaling import (
 )
 
 Routes = dict[str, list[str]]
-OnIncumbent = Callable[[int, Routes], None]
+OnIncumbent = Callable[[int, Routes], object]
 UNLIMITED = 2**62
 
 

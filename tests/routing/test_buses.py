@@ -184,3 +184,29 @@ def test_evaluator_flags_samples_that_arrive_too_old() -> None:
     assert [v.kind for v in evaluation.violations] == [ViolationKind.SAMPLE_TOO_OLD]
     drop = evaluation.routes[0].steps[2]
     assert drop.oldest_sample_age_s == pytest.approx(600 + 6000 + 100)
+
+
+def test_buses_and_teams_that_never_share_a_task_are_solved_as_two_parts() -> None:
+    problem = district_problem(
+        vehicles=[bus("bus-1"), bus("bus-2"), team("team-1", profile="walk"), team("team-2", profile="walk")],
+        visits=[visit(f"door{i}", 300 + 50 * i, demand={"tubes": 1}) for i in range(8)],
+        stops=[stop(f"plaza{i}", 1500 + 400 * i, people=100, demand={"tubes": 10}, required=True) for i in range(4)],
+        labs=[lab("lab", 1000)],
+    )
+    plan = solve(problem, time_limit_s=3, seed=1)
+    assert plan.stats["parts"] == 2
+    assert plan.violations == () and plan.unassigned == ()
+    assert {r.vehicle_id for r in plan.used_routes if r.stop_ids} <= {"bus-1", "bus-2"}
+    assert {r.vehicle_id for r in plan.used_routes if r.visit_ids} <= {"team-1", "team-2"}
+
+
+def test_a_van_that_can_do_both_keeps_the_problem_whole() -> None:
+    problem = district_problem(
+        vehicles=[bus("bus-1"), team("van-1", kind="van"), team("team-1")],
+        visits=[visit("door", 300, demand={"tubes": 1})],
+        stops=[stop("plaza", 1500, people=100, demand={"tubes": 10}, required=True)],
+        labs=[lab("lab", 1000)],
+    )
+    from routing.solver.parts import independent_parts
+
+    assert len(independent_parts(problem, ["door", "plaza"], at_most=2)) == 1
