@@ -18,6 +18,7 @@ from rich.table import Table
 
 from routing.errors import DoorstepError, ProblemError
 from service import exports
+from service.cli_ops import keys_app, purge
 
 if TYPE_CHECKING:
     from routing.solver import Progress as SolveProgress
@@ -307,6 +308,12 @@ def demo(
     console.print(_summary_table(result.document, title=result.request.get("name")))
     _print_unassigned(result.document)
     console.print(f"wrote {len(result.files)} files to {out}/ (map: {out / 'map.png'})", highlight=False)
+
+
+# -- access and retention: doorstep keys ..., doorstep purge (service/cli_ops.py) --------------------
+
+app.add_typer(keys_app, name="keys")
+app.command("purge")(purge)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -187,7 +187,7 @@ def replan(
     """Completed and in-progress steps stay fixed; each team starts where it is; visits keep
     their team unless moving one saves more than `reassignment_cost`; `not_home` visits are
     retried later if asked. The new version is queued like any plan (poll its `url`)."""
-    row = plan_of(store, plan_id, principal)
+    row = plan_of(store, plan_id, principal, document=True, request=True)
     chain = _chain(store, row)
     if chain.latest.id != row.id:
         raise HTTPException(status.HTTP_409_CONFLICT,

@@ -217,7 +217,7 @@ def test_replanning_moves_few_visits_to_other_teams() -> None:
     done = {before[teams[0]][0]} | {vid for t in teams[1:] for vid in before[t][: len(before[t]) // 3]}
     cancelled = {before[t][-1] for t in teams[1:]}
     measured = {}
-    for cost in (0.0, 900.0):
+    for cost in (0.0, 900.0, 100_000.0):  # free moves, the default, moves only when forced
         # (t1's old order no longer fits its shift: that is why the day is re-planned)
         rest = rest_of_day(problem, before, now_s=11 * H, done=done, cancelled=cancelled,
                            new_visits=urgent, matrices=extended, reassignment_cost=cost)
@@ -225,11 +225,11 @@ def test_replanning_moves_few_visits_to_other_teams() -> None:
         assert plan.violations == () and plan.unassigned == ()
         assert evaluate(rest.problem, routes_of(plan)).feasible
         measured[cost] = disruption(rest.initial, routes_of(plan))
-    with_cost, without = measured[900.0], measured[0.0]
-    print(f"\nremaining visits that changed team: {len(with_cost.moved)}/{with_cost.compared} "
-          f"({with_cost.fraction:.1%}) with reassignment cost 900, {len(without.moved)}/{without.compared} "
-          f"({without.fraction:.1%}) without")
-    assert with_cost.fraction <= without.fraction
+    free, default, forced = measured[0.0], measured[900.0], measured[100_000.0]
+    print("\nremaining visits that changed team: " + ", ".join(
+        f"{len(m.moved)}/{m.compared} ({m.fraction:.1%}) {label}"
+        for m, label in ((default, "with reassignment cost 900"), (free, "with none"), (forced, "with 100000"))))
+    assert forced.fraction <= default.fraction < free.fraction
 
 
 def test_a_second_replan_moves_the_team_on_from_its_last_position() -> None:
