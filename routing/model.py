@@ -580,6 +580,14 @@ class Problem:
         vehicle_ids: set[str] = set()
         for i, vehicle in enumerate(self.vehicles):
             self._validate_vehicle(i, vehicle, vehicle_ids)
+            if vehicle.fixed_cost >= self.objective.unassigned_penalty and self.tasks:
+                # Nobody may be missed to save a vehicle (measured: Solomon R101 lost a customer).
+                raise ProblemError(
+                    f'Vehicle "{vehicle.id}": fixed_cost ({vehicle.fixed_cost}) must be below the objective\'s '
+                    f"unassigned_penalty ({self.objective.unassigned_penalty}), or leaving people unvisited "
+                    "would look cheaper than sending it",
+                    path=("vehicles", i, "fixed_cost"),
+                )
         for i, visit in enumerate(self.visits):
             if visit.preferred_vehicle is not None and visit.preferred_vehicle not in vehicle_ids:
                 raise UnknownReferenceError(

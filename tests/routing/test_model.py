@@ -133,3 +133,9 @@ def test_inconsistent_problems_raise_naming_the_object(
 
 def test_priority_accepts_numbers() -> None:
     assert Visit("a", at(0), priority=2).priority is Priority.QUARANTINE  # type: ignore[arg-type]
+
+
+def test_a_vehicle_may_not_cost_more_than_leaving_a_visit_out() -> None:
+    with pytest.raises(ProblemError, match=r'Vehicle "t1": fixed_cost \(20000000\) must be below') as caught:
+        _problem(vehicles=[team("t1", fixed_cost=20_000_000)])
+    assert caught.value.path == ("vehicles", 0, "fixed_cost")
