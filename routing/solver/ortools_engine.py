@@ -73,6 +73,14 @@ def lab_trips(problem: Problem, vehicle: Vehicle) -> int:
     return min(8, max(by_age, by_rack))
 
 
+def lab_copies(problem: Problem) -> int:
+    """Optional copies of each lab for drops before the last (which is folded into the way
+    home): the fleet's mid-route drops, spread over the labs with half as many again in hand.
+    Every copy is a node the search must consider, so no more than needed."""
+    mid_route = sum(lab_trips(problem, v) - 1 for v in problem.vehicles)
+    return max(2, math.ceil(1.5 * mid_route / max(1, len(problem.labs))))
+
+
 class _Model:
     """The OR-Tools routing model of a problem restricted to ``task_ids``."""
 
@@ -85,7 +93,7 @@ class _Model:
         )
         self.task_ids = list(task_ids)
         self.tasks: list[Visit | BusStop] = [problem.task(tid) for tid in self.task_ids]
-        copies = sum(lab_trips(problem, v) for v in vehicles) if self.tasks else 0
+        copies = lab_copies(problem) if self.tasks else 0
         self.lab_of_node: dict[int, Lab] = {}
         lab_sites: list[int] = []
         # Node order: depots used, tasks, lab copies, then one free "open end" node if needed.
