@@ -176,10 +176,16 @@ def _schedule_route(problem: Problem, vehicle: Vehicle, sequence: list[str]) -> 
     objective = problem.objective
     # Lab handovers are priced like travel time: the engines must not make pointless drops.
     handover_s = sum(step.service_s for step in steps if step.kind is StepKind.LAB)
+    moved = sum(
+        1
+        for step in steps
+        if step.kind is StepKind.VISIT and problem.visit(step.id).preferred_vehicle not in (None, vehicle.id)
+    )
     cost = (
         vehicle.fixed_cost
         + objective.duration_cost_per_s * (travel_s + handover_s)
         + objective.distance_cost_per_m * distance_m
+        + objective.reassignment_cost * moved
     )
     return Route(vehicle.id, tuple(steps), cost), violations
 

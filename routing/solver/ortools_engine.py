@@ -383,7 +383,8 @@ class _Model:
             route_end = assignment.Value(self.time.CumulVar(self.routing.End(v_index)))
             indices = self._route_indices(assignment, v_index)
             service_starts = [int(assignment.Value(self.time.CumulVar(i))) for i in indices]
-            order = [self.step_id(self.manager.IndexToNode(i)) or "" for i in indices]
+            # The route's timed steps, then what routes_of appended (the final lab drop).
+            order, tail = routes[vehicle.id][: len(indices)], routes[vehicle.id][len(indices) :]
             placed: list[tuple[int, int, str]] = []
             for brk in breaks:
                 t = starts.get(f"{vehicle.id}:{brk.id}")
@@ -395,7 +396,7 @@ class _Model:
                 merged.extend(b for p, _, b in sorted(placed) if p == position)
                 if step is not None:
                     merged.append(step)
-            out[vehicle.id] = merged
+            out[vehicle.id] = merged + tail
         return out
 
     def _route_indices(self, assignment: pywrapcp.Assignment, v_index: int) -> list[int]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from routing.evaluate import evaluate
-from routing.model import TimeWindow
+from routing.model import Break, TimeWindow
 from routing.plan import Plan, Reason, StepKind, ViolationKind
 from routing.solver import solve
 from tests.routing.street import DAY, H, bus, district_problem, lab, stop, team, visit
@@ -210,3 +210,18 @@ def test_a_van_that_can_do_both_keeps_the_problem_whole() -> None:
     from routing.solver.parts import independent_parts
 
     assert len(independent_parts(problem, ["door", "plaza"], at_most=2)) == 1
+
+
+def test_a_team_with_a_lunch_break_still_ends_at_the_lab() -> None:
+    lunch = Break("lunch", TimeWindow(11 * H + 1800, 13 * H), 1800)
+    problem = district_problem(
+        vehicles=[team("t1", breaks=(lunch,))],
+        visits=[
+            visit("morning", 500, demand={"tubes": 1}, time_windows=(TimeWindow(9 * H, 10 * H),)),
+            visit("afternoon", 800, demand={"tubes": 1}, time_windows=(TimeWindow(14 * H, 15 * H),)),
+        ],
+        labs=[lab("lab", 1000)],
+    )
+    plan = solved(problem)
+    kinds = [k for k, _ in steps_of(plan, "t1")]
+    assert kinds[-1] is StepKind.LAB and StepKind.BREAK in kinds

@@ -131,3 +131,12 @@ def test_unknown_ids_are_bad_input_not_violations() -> None:
         evaluate(problem, {"t1": ["ghost"]})
     with pytest.raises(UnknownReferenceError, match='"t9": not a vehicle'):
         evaluate(problem, {"t9": ["a"]})
+
+
+def test_serving_a_visit_with_another_vehicle_than_before_costs_the_reassignment() -> None:
+    problem = street_problem(
+        [visit("a", 1000, preferred_vehicle="t1")],
+        [team("t1"), team("t2")],
+        objective=Objective(reassignment_cost=900),
+    )
+    assert evaluate(problem, {"t2": ["a"]}).travel_cost == evaluate(problem, {"t1": ["a"]}).travel_cost + 900
