@@ -8,6 +8,8 @@
    per core (:mod:`routing.solver.parts`).
 3. Every answer, and every incumbent on the way, is judged by the independent evaluator; the
    plan is the best feasible one, scheduled by the evaluator, with a reason for each visit left out.
+   Should the best still break a rule (an engine's model is approximate somewhere), the tasks at
+   fault are taken out (:mod:`routing.solver.repair`) rather than a broken plan returned.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from routing.solver.parts import independent_parts
 from routing.solver.portfolio import EngineRun, Job, run_engine, run_portfolio, warm_up
 from routing.solver.pyvrp_engine import pyvrp_unsupported
 from routing.solver.reasons import explain_missing, unservable_tasks
+from routing.solver.repair import make_feasible
 
 ENGINES = ("auto", "ortools", "pyvrp")
 
@@ -131,6 +134,11 @@ def solve(
         incumbents.offer("none", 0, {})
     assert incumbents.best is not None
     evaluation, label = incumbents.best
+    if not evaluation.feasible:
+        orders = {r.vehicle_id: [s.id for s in r.steps[1:-1]] for r in evaluation.routes}
+        routes, removed = make_feasible(problem, orders)
+        evaluation = evaluate(problem, routes)
+        stats["repaired"] = {"removed": removed, "feasible": evaluation.feasible}
     unassigned = tuple(explain_missing(problem, evaluation, set_aside))
     return Plan(
         routes=evaluation.routes,
@@ -168,20 +176,20 @@ class _Incumbents:
         self.problem = problem
         self.started = started
         self.on_progress = on_progress
-        self.parts: dict[int, tuple[tuple[bool, float], dict[str, list[str]], str]] = {}
+        self.parts: dict[int, tuple[tuple[bool, int, float], dict[str, list[str]], str]] = {}
         self.part_problems: dict[int, Problem] = {}
         self.best: tuple[Evaluation, str] | None = None
 
     def offer(self, label: str, part: int, routes: Mapping[str, Sequence[str]]) -> dict[str, object]:
         """Consider routes found for one part; returns their own cost and feasibility."""
         own = evaluate(self.part_problems.get(part, self.problem), routes)
-        key = (not own.feasible, own.cost)
+        key = _rank(own)
         if part not in self.parts or key < self.parts[part][0]:
             self.parts[part] = (key, {k: list(v) for k, v in routes.items()}, label)
             merged = {k: v for _, r, _ in self.parts.values() for k, v in r.items()}
-            whole = evaluate(self.problem, merged) if len(self.parts) > 1 else own
+            whole = evaluate(self.problem, merged) if self.part_problems else own
             labels = "+".join(sorted({lbl for _, _, lbl in self.parts.values()}))
-            if self.best is None or (not whole.feasible, whole.cost) < (not self.best[0].feasible, self.best[0].cost):
+            if self.best is None or _rank(whole) < _rank(self.best[0]):
                 self.best = (whole, labels)
                 self._report(whole, labels, merged)
         return {"cost": own.cost, "feasible": own.feasible}
@@ -199,6 +207,11 @@ class _Incumbents:
                 routes={k: list(v) for k, v in routes.items()},
             )
         )
+
+
+def _rank(evaluation: Evaluation) -> tuple[bool, int, float]:
+    """Feasible first, then fewest broken rules, then cheapest."""
+    return (not evaluation.feasible, len(evaluation.violations), evaluation.cost)
 
 
 def _after_routing(coverage: tuple[AreaCoverage, ...], unassigned: tuple[Unassigned, ...]) -> tuple[AreaCoverage, ...]:
