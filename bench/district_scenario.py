@@ -74,13 +74,17 @@ class _ClusterKind:
     polygon_m: float | None = None  # side of the square outline drawn for its areas
 
 
+# Medians calibrated on domain.md: 13 buses sampled about 13,000 people in the first days of a
+# round, so a district day for 13 buses is of the order of 15,000 people (150 areas of ~100),
+# with a few large schools and compounds. (Medians 80-250 gave ~40,000, more than 13 buses can
+# sample in a day through 2 lanes at 20 s a person: every plan was then bus-time bound.)
 CLUSTER_KINDS: tuple[_ClusterKind, ...] = (
-    _ClusterKind("village", 0.35, 80),
-    _ClusterKind("compound", 0.35, 180, polygon_m=160.0),
-    _ClusterKind("school", 0.15, 250, windows=((GREEN_CHANNEL,),), polygon_m=120.0),
-    _ClusterKind("factory", 0.15, 200, windows=tuple((w,) for w in SHIFT_CHANGES), polygon_m=200.0),
+    _ClusterKind("village", 0.35, 40),
+    _ClusterKind("compound", 0.35, 80, polygon_m=160.0),
+    _ClusterKind("school", 0.15, 120, windows=((GREEN_CHANNEL,),), polygon_m=120.0),
+    _ClusterKind("factory", 0.15, 100, windows=tuple((w,) for w in SHIFT_CHANGES), polygon_m=200.0),
 )
-POPULATION = (50, 2000)
+POPULATION = (20, 2000)
 """People per demand area: log-normal around the kind's median (spread :data:`POPULATION_SIGMA`), clipped."""
 POPULATION_SIGMA = 0.9
 

@@ -24,7 +24,7 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="DOORSTEP_", env_file=None, extra="ignore")
 
-    data_dir: Path = Path("./data")
+    data_dir: Path = Path("./var")  # not ./data: that folder holds the sample problems
     database_url: str | None = Field(
         default=None, description="SQLAlchemy URL; default: a SQLite file doorstep.db under data_dir."
     )
