@@ -68,6 +68,7 @@ def run_engine(
             deadline=deadline,
             seed=run.seed,
             prizes_only=run.options.get("variant") == "prizes",
+            fleet_first=run.options.get("variant") == "fleet",
             initial=initial,
             on_incumbent=on_incumbent,
         )

@@ -237,3 +237,22 @@ def test_objective_weights_change_what_is_cheapest() -> None:
         objective=Objective(duration_cost_per_s=0.0, distance_cost_per_m=1.0),
     )
     assert route_of(solved(problem), "a") == "walker"
+
+
+def test_pyvrp_fleet_first_finds_the_smaller_fleet_and_falls_back_to_prizes_when_short() -> None:
+    import time
+
+    from routing.solver.pyvrp_engine import solve_pyvrp
+
+    roomy = street_problem(
+        [visit(f"v{i}", 500 * i, demand={"tubes": 1}) for i in range(1, 7)],
+        [team(f"t{k}", capacity={"tubes": 3}, fixed_cost=1000) for k in range(4)],
+    )
+    routes = solve_pyvrp(roomy, [v.id for v in roomy.visits], deadline=time.time() + 1.5, seed=1, fleet_first=True)
+    assert routes is not None and len(routes) == 2
+    short = street_problem(
+        [visit(f"v{i}", 500 * i, demand={"tubes": 2}) for i in range(1, 5)],
+        [team("t1", capacity={"tubes": 4}, fixed_cost=1000)],
+    )
+    routes = solve_pyvrp(short, [v.id for v in short.visits], deadline=time.time() + 1.5, seed=1, fleet_first=True)
+    assert routes is not None and sum(len(r) for r in routes.values()) == 2  # the rest left out, not None
