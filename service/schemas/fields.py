@@ -1,0 +1,85 @@
+"""Field types shared by the request models: ids, ``[lon, lat]`` locations, priorities, profiles."""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    WithJsonSchema,
+)
+
+from routing.model import Priority
+
+Profile = Literal["drive", "walk"]
+Engine = Literal["auto", "ortools", "pyvrp"]
+
+Id = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=128),
+    Field(description="Caller-owned id, unique among objects of its kind."),
+]
+
+
+class _In(BaseModel):
+    # The base of every request model: unknown fields are refused, strings are stripped.
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+# -- locations ---------------------------------------------------------------------------------------
+
+
+def _check_lon_lat(value: tuple[float, float]) -> tuple[float, float]:
+    lon, lat = value
+    if not (math.isfinite(lon) and math.isfinite(lat)):
+        raise ValueError(f"location must be finite [lon, lat], got [{lon}, {lat}]")
+    if not -180.0 <= lon <= 180.0:
+        raise ValueError(f"longitude must be within [-180, 180], got {lon} (locations are [lon, lat])")
+    if not -90.0 <= lat <= 90.0:
+        raise ValueError(
+            f"latitude must be within [-90, 90], got {lat} (locations are [lon, lat]: are they swapped?)"
+        )
+    return (lon, lat)
+
+
+LonLat = Annotated[
+    tuple[float, float],
+    AfterValidator(_check_lon_lat),
+    Field(description="[lon, lat] in WGS84 degrees.", examples=[[24.9384, 60.1699]]),
+]
+
+
+# -- priorities --------------------------------------------------------------------------------------
+
+
+def _parse_priority(value: Any) -> Priority:
+    if isinstance(value, Priority):
+        return value
+    if isinstance(value, str) and value.strip().upper() in Priority.__members__:
+        return Priority[value.strip().upper()]
+    if isinstance(value, int) and not isinstance(value, bool) and value in {p.value for p in Priority}:
+        return Priority(value)
+    names = ", ".join(p.name.lower() for p in Priority)
+    raise ValueError(f"priority must be one of {names} (or 0-3), got {value!r}")
+
+
+PriorityIn = Annotated[
+    Priority,
+    BeforeValidator(_parse_priority),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "enum": [p.name.lower() for p in Priority]},
+                {"type": "integer", "minimum": 0, "maximum": 3},
+            ],
+            "description": "routine (0), vulnerable (1), quarantine (2), urgent (3); higher is served first.",
+            "default": "routine",
+        }
+    ),
+]
