@@ -302,6 +302,12 @@ def worker_main(settings_json: str, stop: Any, wake: Any) -> None:
     store = Store.from_url(settings.resolved_database_url)
     registry = NetworkRegistry(settings)
     solve = import_function(settings.solve_function)
+    if settings.solve_function == "routing.solver:solve":
+        # This process has threads, so engines start from a forkserver: start it now, or the
+        # first plan's budget pays for importing the engines.
+        from routing.solver import warm_up
+
+        warm_up()
     worker_id = worker_id_for(os.getpid())
     log.info("worker %s ready", worker_id)
     try:
