@@ -292,9 +292,13 @@ def export_route_html(plan_id: str, vehicle_id: str, store: StoreDep, principal:
     responses=_ROUTE_RESPONSES,
 )
 def get_route(plan_id: str, vehicle_id: str, store: StoreDep, principal: PrincipalDep) -> RouteDetail:
-    """Crews: only their own vehicle's (403 for any other)."""
+    """Crews: only their own vehicle's (403 for any other). A route of a plan that has been
+    re-planned says which version replaced it (``superseded_by``): the crew loads that one."""
     _, route = _route(store, plan_id, vehicle_id, principal)
-    return RouteDetail.model_validate({"plan_id": plan_id, **route})
+    row = store.get(plan_id)
+    newest = store.versions(row.root)[-1].id if row is not None else plan_id
+    superseded_by = None if newest == plan_id else newest
+    return RouteDetail.model_validate({"plan_id": plan_id, **route, "superseded_by": superseded_by})
 
 
 def _filename(vehicle_id: str) -> str:

@@ -190,6 +190,11 @@ class _PlanRef(BaseModel):
 class RouteDetail(RouteOut, _PlanRef):
     """One crew's ordered stop list."""
 
+    superseded_by: str | None = Field(
+        default=None,
+        description="The newest version of this plan when this one has been re-planned: load that route instead.",
+    )
+
     # A route of the plan document with its plan's id; ``plan_id`` comes first (pydantic gathers
     # fields base-first along the MRO: ``_PlanRef``'s, then ``RouteOut``'s).
     model_config = ConfigDict(

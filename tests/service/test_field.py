@@ -202,6 +202,9 @@ def test_replan_keeps_completed_steps_and_moves_only_what_it_must(real_client: T
     assert compared["moved_fraction"] <= 0.25
     versions = client.get(f"/v1/plans/{second}/versions").json()
     assert [v["version"] for v in versions["data"]] == [1, 2]
+    # a crew still holding the first version's route is told which version replaced it
+    assert client.get(f"/v1/plans/{first}/routes/{t1}").json()["superseded_by"] == second
+    assert client.get(f"/v1/plans/{second}/routes/{t1}").json()["superseded_by"] is None
     again = client.post(f"/v1/plans/{first}/replan", json={"now": "10:00"})
     assert again.status_code == 409 and second in again.json()["detail"]  # re-plan the newest
     progress = client.get(f"/v1/plans/{second}/progress", params={"at": "09:10"}).json()
