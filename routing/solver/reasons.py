@@ -100,18 +100,24 @@ def _way_back_s(problem: Problem, vehicle: Vehicle, site: int) -> float:
     return best / vehicle.speed_factor
 
 
+INSERTION_CHECKS = 2000
+"""Trial insertions (each a route evaluation) spent telling optional tasks "not worth it" from
+"no room" in one plan: hundreds of optional tasks must not make explaining slower than solving."""
+
+
 def explain_missing(problem: Problem, evaluation: Evaluation, set_aside: dict[str, Unassigned]) -> list[Unassigned]:
     """A reason for every task in no route: the set-aside reason, or one read off the routes."""
     out: list[Unassigned] = []
+    budget = [INSERTION_CHECKS]
     for task_id in evaluation.missing:
         if task_id in set_aside:
             out.append(set_aside[task_id])
             continue
-        out.append(_why_left_out(problem, evaluation, problem.task(task_id)))
+        out.append(_why_left_out(problem, evaluation, problem.task(task_id), budget))
     return out
 
 
-def _why_left_out(problem: Problem, evaluation: Evaluation, task: Task) -> Unassigned:
+def _why_left_out(problem: Problem, evaluation: Evaluation, task: Task, budget: list[int]) -> Unassigned:
     kind = _kind(task)
     fit = {v.id for v in problem.vehicles if suitable(v, task) and v.can_carry(task.demand)}
     with_room = []
@@ -124,7 +130,9 @@ def _why_left_out(problem: Problem, evaluation: Evaluation, task: Task) -> Unass
         if all(used.get(dim, 0) + n <= vehicle.capacity.get(dim, math.inf) for dim, n in task.demand.items()):
             with_room.append(route.vehicle_id)
     optional = not task.required
-    if optional and _fits_somewhere(problem, evaluation, task, with_room):
+    if optional and (budget[0] <= 0 or _fits_somewhere(problem, evaluation, task, with_room, budget)):
+        # Out of checks: the optimiser left it out, which for an optional task means it judged
+        # serving it not worth its penalty.
         detail = "optional: serving it would cost more than skipping it"
         return Unassigned(task.id, Reason.NOT_WORTH_SERVING, detail, kind)
     if not with_room:
@@ -140,12 +148,17 @@ def _why_left_out(problem: Problem, evaluation: Evaluation, task: Task) -> Unass
     )
 
 
-def _fits_somewhere(problem: Problem, evaluation: Evaluation, task: Task, vehicle_ids: list[str]) -> bool:
+def _fits_somewhere(
+    problem: Problem, evaluation: Evaluation, task: Task, vehicle_ids: list[str], budget: list[int]
+) -> bool:
     """Whether inserting the task anywhere in those routes keeps them feasible (bounded search)."""
     by_vehicle = {r.vehicle_id: r for r in evaluation.routes}
     for vehicle_id in vehicle_ids:
         order = [s.id for s in by_vehicle[vehicle_id].steps[1:-1]]
         for position in range(len(order) + 1):
+            if budget[0] <= 0:
+                return True  # unknown: take the optimiser's word that it was not worth it
+            budget[0] -= 1
             trial = [*order[:position], task.id, *order[position:]]
             if evaluate(problem, {vehicle_id: trial}).feasible:
                 return True

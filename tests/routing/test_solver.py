@@ -256,3 +256,15 @@ def test_pyvrp_fleet_first_finds_the_smaller_fleet_and_falls_back_to_prizes_when
     )
     routes = solve_pyvrp(short, [v.id for v in short.visits], deadline=time.time() + 1.5, seed=1, fleet_first=True)
     assert routes is not None and sum(len(r) for r in routes.values()) == 2  # the rest left out, not None
+
+
+def test_explaining_many_optional_visits_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from routing.solver import reasons
+
+    monkeypatch.setattr(reasons, "INSERTION_CHECKS", 3)
+    problem = street_problem(
+        [visit(f"far{i}", 9000 + i, required=False, penalty=1) for i in range(20)], [team("t1")]
+    )
+    plan = solved(problem)
+    assert len(plan.unassigned) == 20
+    assert {u.reason for u in plan.unassigned} == {Reason.NOT_WORTH_SERVING}
