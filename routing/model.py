@@ -312,6 +312,13 @@ class Vehicle:
     def serves_stops(self) -> bool:
         return self.kind is not VehicleKind.TEAM
 
+    def may_serve(self, task: Visit | BusStop) -> bool:
+        """Whether this vehicle may serve the task at all: its kind, its skills, and for a bus
+        stop whether everyone expected fits in the stop's longest allowed stay."""
+        if isinstance(task, Visit):
+            return self.serves_visits and task.skills <= self.skills
+        return self.serves_stops and (task.max_dwell_s is None or self.dwell_s(task) <= task.max_dwell_s)
+
     def dwell_s(self, stop: BusStop) -> int:
         """Time parked at ``stop``: setting up, then everyone expected through the lanes."""
         return stop.setup_s + math.ceil(stop.people * self.seconds_per_person / self.lanes)

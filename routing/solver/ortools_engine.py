@@ -34,7 +34,7 @@ from functools import partial
 import numpy as np
 from ortools.constraint_solver import pywrapcp, routing_enums_pb2
 
-from routing.model import HORIZON_S, BusStop, Lab, Problem, Vehicle, Visit
+from routing.model import HORIZON_S, BusStop, Lab, Problem, TimeWindow, Vehicle, Visit
 from routing.solver.scaling import (
     COST_SCALE,
     arc_costs,
@@ -42,6 +42,7 @@ from routing.solver.scaling import (
     scaled_fixed_cost,
     scaled_penalty,
     travel_times,
+    used_depot_sites,
     vehicle_class,
 )
 
@@ -87,10 +88,7 @@ class _Model:
     def __init__(self, problem: Problem, task_ids: Sequence[str]) -> None:
         self.problem = problem
         vehicles = problem.vehicles
-        depot_sites = sorted(
-            {problem.site_index(v.start_depot) for v in vehicles}
-            | {problem.site_index(v.end_depot) for v in vehicles if v.end_depot is not None}
-        )
+        depot_sites = used_depot_sites(problem)
         self.task_ids = list(task_ids)
         self.tasks: list[Visit | BusStop] = [problem.task(tid) for tid in self.task_ids]
         copies = lab_copies(problem) if self.tasks else 0
@@ -117,6 +115,7 @@ class _Model:
         self.routing = pywrapcp.RoutingModel(self.manager)
         self.service = [self._service_of(v) for v in vehicles]
         self._final_labs: dict[int, list[int]] = {}
+        self._travel_by_class: dict[object, np.ndarray] = {}
         self._add_costs_and_time()
         self._add_capacities()
         self._add_sample_age()
@@ -139,6 +138,13 @@ class _Model:
     def _time_key(self, vehicle: Vehicle) -> tuple[object, ...]:
         return (vehicle_class(vehicle), vehicle.lanes, vehicle.seconds_per_person)
 
+    def _travel(self, vehicle: Vehicle) -> np.ndarray:
+        """Whole-second travel times over ``_all_sites`` for the vehicle's class (computed once)."""
+        cls = vehicle_class(vehicle)
+        if cls not in self._travel_by_class:
+            self._travel_by_class[cls] = travel_times(self.problem, cls, self._all_sites)
+        return self._travel_by_class[cls]
+
     @property
     def _all_sites(self) -> list[int]:
         """The nodes' sites, then each lab once: final drops are priced from these extra rows."""
@@ -149,7 +155,7 @@ class _Model:
         the lab nearest home, or for an open end the lab nearest that node."""
         if v_index not in self._final_labs:
             vehicle = self.problem.vehicles[v_index]
-            full = travel_times(self.problem, vehicle_class(vehicle), self._all_sites)
+            full = self._travel(vehicle)
             n = len(self.sites)
             handover = np.array([lab.handover_s for lab in self.problem.labs], dtype=np.int64)
             if vehicle.end_depot is None:
@@ -188,7 +194,7 @@ class _Model:
     def _times(self, v_index: int, *, lab_reset: bool = False) -> list[list[int]]:
         """Transit from a node = service there + travel: the time cumul is each service start."""
         vehicle = self.problem.vehicles[v_index]
-        full = travel_times(self.problem, vehicle_class(vehicle), self._all_sites)
+        full = self._travel(vehicle)
         times = self._square(full, v_index, [lab.handover_s for lab in self.problem.labs])
         times += np.asarray(self.service[v_index], dtype=np.int64)[:, None]
         if lab_reset and self.lab_of_node:
@@ -323,7 +329,7 @@ class _Model:
         if vehicle.end_depot is None:
             return max(lab.handover_s for lab in labs)
         lab = labs[self.final_labs(v_index)[0]]
-        full = travel_times(self.problem, vehicle_class(vehicle), self._all_sites)
+        full = self._travel(vehicle)
         home = self.sites.index(self.problem.site_index(vehicle.end_depot))
         return int(lab.handover_s + full[len(self.sites) + labs.index(lab), home])
 
@@ -331,12 +337,8 @@ class _Model:
         problem, routing, manager = self.problem, self.routing, self.manager
         for offset, task in enumerate(self.tasks):
             index = manager.NodeToIndex(self.first_task_node + offset)
-            windows = task.windows
-            cumul = self.time.CumulVar(index)
-            cumul.SetRange(windows[0].start_s, windows[-1].end_s)
-            for before, after in itertools.pairwise(windows):
-                cumul.RemoveInterval(before.end_s + 1, after.start_s - 1)
-            allowed = [i for i, v in enumerate(problem.vehicles) if _may_serve(v, task)]
+            self._within(index, task.windows)
+            allowed = [i for i, v in enumerate(problem.vehicles) if v.may_serve(task)]
             if len(allowed) < len(problem.vehicles):
                 routing.VehicleVar(index).SetValues([-1, *allowed])
             penalty = scaled_penalty(problem, task)
@@ -345,12 +347,15 @@ class _Model:
             routing.AddDisjunction([index], penalty)
         for node, lab in self.lab_of_node.items():
             index = manager.NodeToIndex(node)
-            windows = lab.windows
-            cumul = self.time.CumulVar(index)
-            cumul.SetRange(windows[0].start_s, windows[-1].end_s)
-            for before, after in itertools.pairwise(windows):
-                cumul.RemoveInterval(before.end_s + 1, after.start_s - 1)
+            self._within(index, lab.windows)
             routing.AddDisjunction([index], 0)
+
+    def _within(self, index: int, windows: tuple[TimeWindow, ...]) -> None:
+        """Service at ``index`` starts inside one of ``windows`` (the gaps between them removed)."""
+        cumul = self.time.CumulVar(index)
+        cumul.SetRange(windows[0].start_s, windows[-1].end_s)
+        for before, after in itertools.pairwise(windows):
+            cumul.RemoveInterval(before.end_s + 1, after.start_s - 1)
 
     def step_id(self, node: int) -> str | None:
         if self.first_task_node <= node < self.first_lab_node:
@@ -438,12 +443,6 @@ class _Model:
                     nodes.append(free_copies[step].pop(0))
             routes.append([self.manager.NodeToIndex(n) for n in nodes])
         return routes
-
-
-def _may_serve(vehicle: Vehicle, task: Visit | BusStop) -> bool:
-    if isinstance(task, Visit):
-        return vehicle.serves_visits and task.skills <= vehicle.skills
-    return vehicle.serves_stops and (task.max_dwell_s is None or vehicle.dwell_s(task) <= task.max_dwell_s)
 
 
 def solve_ortools(

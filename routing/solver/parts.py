@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from routing.model import Problem
-from routing.solver.reasons import suitable
 
 
 def independent_parts(problem: Problem, task_ids: Sequence[str], *, at_most: int) -> list[tuple[list[str], list[str]]]:
@@ -29,7 +28,7 @@ def independent_parts(problem: Problem, task_ids: Sequence[str], *, at_most: int
     offset = len(problem.vehicles)
     for v, vehicle in enumerate(problem.vehicles):
         for t, task in enumerate(tasks):
-            if suitable(vehicle, task):
+            if vehicle.may_serve(task):
                 parent[root(v)] = root(offset + t)
     groups: dict[int, tuple[list[str], list[str]]] = {}
     for t, task_id in enumerate(task_ids):

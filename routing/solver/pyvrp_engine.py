@@ -29,6 +29,7 @@ from routing.solver.scaling import (
     scaled_fixed_cost,
     scaled_penalty,
     travel_times,
+    used_depot_sites,
     vehicle_class,
 )
 
@@ -61,10 +62,7 @@ class _Data:
     def __init__(self, problem: Problem, visit_ids: Sequence[str], *, prizes_only: bool = False) -> None:
         self.problem = problem
         vehicles = problem.vehicles
-        depot_sites = sorted(
-            {problem.site_index(v.start_depot) for v in vehicles}
-            | {problem.site_index(v.end_depot) for v in vehicles if v.end_depot is not None}
-        )
+        depot_sites = used_depot_sites(problem)
         visits = [problem.visit(vid) for vid in visit_ids]
         # Locations: depots, then one per visit, then a free "open end" depot if needed.
         sites = depot_sites + [problem.site_index(vid) for vid in visit_ids]

@@ -21,13 +21,6 @@ def _kind(task: Task) -> str:
     return "visit" if isinstance(task, Visit) else "stop"
 
 
-def suitable(vehicle: Vehicle, task: Task) -> bool:
-    """Whether the vehicle may serve the task at all (kind, skills, longest allowed stay)."""
-    if isinstance(task, Visit):
-        return vehicle.serves_visits and task.skills <= vehicle.skills
-    return vehicle.serves_stops and (task.max_dwell_s is None or vehicle.dwell_s(task) <= task.max_dwell_s)
-
-
 def unservable_tasks(problem: Problem) -> dict[str, Unassigned]:
     """Visits and stops that no single vehicle can serve on its own, each with its reason."""
     out: dict[str, Unassigned] = {}
@@ -40,7 +33,7 @@ def unservable_tasks(problem: Problem) -> dict[str, Unassigned]:
 
 def _why_unservable(problem: Problem, task: Task) -> Unassigned | None:
     kind = _kind(task)
-    fit = [v for v in problem.vehicles if suitable(v, task)]
+    fit = [v for v in problem.vehicles if v.may_serve(task)]
     if not fit:
         if isinstance(task, Visit):
             needs = ", ".join(sorted(task.skills)) or "none"
@@ -119,7 +112,7 @@ def explain_missing(problem: Problem, evaluation: Evaluation, set_aside: dict[st
 
 def _why_left_out(problem: Problem, evaluation: Evaluation, task: Task, budget: list[int]) -> Unassigned:
     kind = _kind(task)
-    fit = {v.id for v in problem.vehicles if suitable(v, task) and v.can_carry(task.demand)}
+    fit = {v.id for v in problem.vehicles if v.may_serve(task) and v.can_carry(task.demand)}
     with_room = []
     for route in evaluation.routes:
         if route.vehicle_id not in fit:

@@ -69,3 +69,13 @@ def scaled_fixed_cost(vehicle: Vehicle) -> int:
 def capacity_or_unlimited(vehicle: Vehicle, dimension: str, total_demand: int) -> int:
     """A dimension the vehicle does not list is unlimited: the total demand bounds it."""
     return int(vehicle.capacity.get(dimension, total_demand))
+
+
+def used_depot_sites(problem: Problem) -> list[int]:
+    """Sites of the depots some vehicle starts or ends at, sorted: the engines' depot nodes
+    (a depot no vehicle uses would otherwise be a node that must be visited)."""
+    vehicles = problem.vehicles
+    return sorted(
+        {problem.site_index(v.start_depot) for v in vehicles}
+        | {problem.site_index(v.end_depot) for v in vehicles if v.end_depot is not None}
+    )

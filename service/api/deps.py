@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, status
 
@@ -130,3 +130,16 @@ def plan_of(store: Store, plan_id: str, principal: Principal, *, document: bool 
     if row is None or row.organisation != principal.organisation:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f'no plan "{plan_id}"')
     return row
+
+
+Responses = dict[int | str, dict[str, Any]]
+"""OpenAPI ``responses`` of a route: status -> description and example."""
+
+AUTH: Responses = {
+    401: {"description": "No API key, or an unknown or revoked one (see `WWW-Authenticate`).",
+          "content": {"application/json": {"example": {"detail": "unknown API key"}}}},
+    403: {"description": "The key's role may not do this (the message says which role may).",
+          "content": {"application/json": {"example": {
+              "detail": "a crew key may not do this: it needs the role dispatcher, integrator"}}}},
+}
+"""What every route that checks the caller's key may answer."""

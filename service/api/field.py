@@ -14,11 +14,13 @@ from fastapi import APIRouter, Header, HTTPException, Query, Response, status
 from fastapi.responses import JSONResponse
 
 from routing.errors import ProblemError
+from service.api import deps
 from service.api.deps import (
     CrewOrDispatcherDep,
     DispatcherDep,
     NetworksDep,
     ReaderDep,
+    Responses,
     RunnerDep,
     SettingsDep,
     StoreDep,
@@ -47,15 +49,7 @@ from service.store import PlanRow, Store
 
 router = APIRouter(prefix="/v1/plans", tags=["field operations"])
 
-Responses = dict[int | str, dict[str, Any]]
-AUTH: Responses = {
-    401: {"description": "No key, or an unknown or revoked one.",
-          "content": {"application/json": {"example": {"detail": "unknown API key"}}}},
-    403: {"description": "The key's role may not do this.",
-          "content": {"application/json": {"example": {
-              "detail": 'this crew key belongs to vehicle "team-1": it may not reach vehicle "team-2"'}}}},
-    404: {"description": "No plan with this id (in your organisation)."},
-}
+AUTH: Responses = {**deps.AUTH, 404: {"description": "No plan with this id (in your organisation)."}}
 
 AtQuery = Annotated[
     TimeOfDay | None,

@@ -16,9 +16,11 @@ from fastapi.responses import JSONResponse
 
 from service import exports
 from service.api.deps import (
+    AUTH,
     NetworksDep,
     PrincipalDep,
     ReaderDep,
+    Responses,
     RunnerDep,
     SettingsDep,
     StoreDep,
@@ -42,8 +44,6 @@ from service.store import PlanRow, Store
 
 router = APIRouter(prefix="/v1/plans", tags=["plans"])
 
-Responses = dict[int | str, dict[str, Any]]
-
 NOT_FOUND: Responses = {404: {"description": "No plan (or no route) with this id.", "content": {
     "application/json": {"example": {"detail": 'no plan "5f0c6b8e..."'}}}}}
 NOT_READY: Responses = {409: {"description": "The plan has no routes yet (queued or solving), or failed.", "content": {
@@ -53,13 +53,6 @@ INVALID: Responses = {422: {"description": "Bad input: every error names its fie
                             "msg": 'Visit "v-4": time window: time window ends (09:00) before it starts (11:00)',
                             "type": "ProblemError"}]}}}}}
 TOO_LARGE: Responses = {413: {"description": "The request body is over the server's size limit."}}
-AUTH: Responses = {
-    401: {"description": "No API key, or an unknown or revoked one (see `WWW-Authenticate`).",
-          "content": {"application/json": {"example": {"detail": "unknown API key"}}}},
-    403: {"description": "The key's role may not do this (the message says which role may).",
-          "content": {"application/json": {"example": {
-              "detail": "a crew key may not do this: it needs the role dispatcher, integrator"}}}},
-}
 
 _EXAMPLES = {
     "network": {"summary": "Two home visits routed on the Helsinki road network", "value": EXAMPLE_REQUEST},
@@ -254,8 +247,7 @@ _ROUTE_RESPONSES: Responses = {**NOT_FOUND, **NOT_READY, **AUTH}
 )
 def export_route_csv(plan_id: str, vehicle_id: str, store: StoreDep, principal: PrincipalDep) -> Response:
     document, _ = _route(store, plan_id, vehicle_id, principal)
-    return Response(exports.route_csv(document, vehicle_id), media_type="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": f'attachment; filename="{_filename(vehicle_id)}.csv"'})
+    return _attachment(exports.route_csv(document, vehicle_id), "text/csv; charset=utf-8", vehicle_id, "csv")
 
 
 @router.get(
@@ -268,8 +260,7 @@ def export_route_csv(plan_id: str, vehicle_id: str, store: StoreDep, principal: 
 )
 def export_route_gpx(plan_id: str, vehicle_id: str, store: StoreDep, principal: PrincipalDep) -> Response:
     document, _ = _route(store, plan_id, vehicle_id, principal)
-    return Response(exports.route_gpx(document, vehicle_id), media_type="application/gpx+xml",
-                    headers={"Content-Disposition": f'attachment; filename="{_filename(vehicle_id)}.gpx"'})
+    return _attachment(exports.route_gpx(document, vehicle_id), "application/gpx+xml", vehicle_id, "gpx")
 
 
 @router.get(
@@ -299,6 +290,12 @@ def get_route(plan_id: str, vehicle_id: str, store: StoreDep, principal: Princip
     newest = store.versions(row.root)[-1].id if row is not None else plan_id
     superseded_by = None if newest == plan_id else newest
     return RouteDetail.model_validate({"plan_id": plan_id, **route, "superseded_by": superseded_by})
+
+
+def _attachment(body: str, media_type: str, vehicle_id: str, extension: str) -> Response:
+    """A download the phone or browser saves as ``<vehicle>.<extension>``."""
+    filename = f"{_filename(vehicle_id)}.{extension}"
+    return Response(body, media_type=media_type, headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
 
 def _filename(vehicle_id: str) -> str:
