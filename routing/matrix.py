@@ -1,8 +1,8 @@
 """Travel matrices over a road network: durations (s) and distances (m) between points.
 
 ``travel_matrix(network, points)`` snaps each point to its nearest road edge
-(:mod:`routing.snapping`), runs scipy's Dijkstra on the network's CSR graph (travel-time
-weights) from every distinct node a point can leave by, and combines node-to-node costs with the
+(:mod:`routing.snapping`), runs a Dijkstra (:mod:`routing.fastest_paths`) from every distinct
+node a point can leave by to every node a point can be reached from, and combines node-to-node costs with the
 partial edges and the walking legs to and from the road:
 
     duration[i, j] = walk_i + min over exits x of i, entries y of j of
@@ -13,8 +13,7 @@ symmetrised; ``inf`` where there is no path; ``0`` between a point and itself (o
 point).
 
 **Distance** is the length of the *fastest* path, not the shortest distance: it is what the
-vehicle actually drives. It is computed exactly from Dijkstra's predecessor tree (pointer
-jumping over the tree, vectorised), not by a second shortest-path search.
+vehicle actually drives (among equally fast paths, the shortest). The same search finds both.
 
 Memory is bounded by running sources in chunks. Identical requests (same network content,
 points and snap limit) are served from :class:`MatrixCache` without recomputing.
@@ -34,12 +33,12 @@ from typing import Protocol
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.sparse.csgraph import dijkstra
 from shapely import LineString
 
+from routing.fastest_paths import fastest_paths
 from routing.geometry import leg_geometry, route_geometry
 from routing.model import TravelMatrix
-from routing.network import GraphArrays, RoadNetwork
+from routing.network import RoadNetwork
 from routing.snapping import Point, Snap, SnappedPoints, as_points, snap_arrays, snap_points
 
 __all__ = [
@@ -54,11 +53,11 @@ __all__ = [
     "travel_matrix",
 ]
 
-MATRIX_VERSION = "1"
+MATRIX_VERSION = "2"
 """Part of every cache key: bump when the way matrices are computed changes."""
 
-CHUNK_BYTES = 8 * 2**20
-"""Working memory for one chunk of Dijkstra sources (times, predecessors, distances)."""
+CHUNK_BYTES = 32 * 2**20
+"""Working memory for one chunk of sources' node-to-node rows (times and distances)."""
 
 ROW_CHUNK = 512
 """Points combined per step when assembling the point-to-point matrix."""
@@ -67,53 +66,22 @@ FRACTION_TOLERANCE = 1e-9
 """Fractions along one edge closer than this are the same road position."""
 
 
-def _distances_along_tree(pred: NDArray[np.int32], a: GraphArrays) -> NDArray[np.float64]:
-    """Length (m) of the tree path from each chunk source to every node, from predecessor rows.
-
-    Pointer jumping: each pass adds the length accumulated by a node's current ancestor and
-    jumps to that ancestor's ancestor, so a tree of depth d needs log2(d) vectorised passes.
-    Flat indices and preallocated buffers: fresh large temporaries cost more in page faults
-    than the arithmetic (measured), and ``np.take`` beats ``take_along_axis``.
-    """
-    c, n = pred.shape
-    width = n + 1  # a sentinel column per row: length 0, pointing to itself
-    total = np.zeros((c, width))
-    jump = np.empty((c, width), dtype=np.intp)
-    jump[:, :n] = pred
-    root = jump[:, :n] < 0  # the source itself, or unreachable
-    jump[:, :n][root] = n
-    jump[:, n] = n
-    # The edge into each node from its parent: compare the parent with each of the node's few
-    # in-neighbours (pairs are unique, so exactly one matches).
-    match = np.empty((c, n), dtype=bool)
-    for k in range(a.in_nodes.shape[1]):
-        np.equal(jump[:, :n], a.in_nodes[:, k][None, :], out=match)
-        np.copyto(total[:, :n], a.in_length_m[:, k][None, :], where=match)
-    jump += (np.arange(c, dtype=np.intp) * width)[:, None]
-    flat_total, flat_jump = total.ravel(), jump.ravel()
-    gathered = np.empty_like(flat_total)
-    next_jump = np.empty_like(flat_jump)
-    while True:
-        flat_total.take(flat_jump, out=gathered)
-        # Every edge is longer than 0, so only the root and the sentinel add nothing: once
-        # nothing is added, every pointer has reached them and the sums are complete.
-        if not gathered.any():
-            break
-        flat_total += gathered
-        flat_jump.take(flat_jump, out=next_jump)
-        flat_jump, next_jump = next_jump, flat_jump
-    return total[:, :n]
-
-
 def to_points(
-    snapped: SnappedPoints, time_s: NDArray[np.float64], length_m: NDArray[np.float64]
+    snapped: SnappedPoints,
+    time_s: NDArray[np.float64],
+    length_m: NDArray[np.float64],
+    columns: NDArray[np.intp] | None = None,
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """From node-to-node rows (sources x all nodes) to node-to-point costs (sources x points).
+    """From node-to-node rows (sources x the sorted node positions ``columns``, default all
+    nodes) to node-to-point costs (sources x points).
 
     Each point is reached by the cheaper of its entries (over its edge from ``u``, or over the
-    reverse edge from ``v``); the distance follows the chosen entry.
+    reverse edge from ``v``); the distance follows the chosen entry. ``columns`` must hold every
+    entry node.
     """
     entry = np.where(snapped.entry_node >= 0, snapped.entry_node, 0)  # no entry: inf cost below
+    if columns is not None:
+        entry = np.searchsorted(columns, entry).clip(max=len(columns) - 1)
     best_s = time_s[:, entry[:, 0]] + snapped.entry_s[:, 0]
     best_m = length_m[:, entry[:, 0]] + snapped.entry_m[:, 0]
     other_s = time_s[:, entry[:, 1]] + snapped.entry_s[:, 1]
@@ -127,17 +95,15 @@ def source_costs(
     network: RoadNetwork, snapped: SnappedPoints, sources: NDArray[np.intp]
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Fastest time (s) and its length (m) from each source node (position) to each point."""
-    a = network.arrays
-    n = len(a.node_ids)
+    targets = np.unique(snapped.entry_node[snapped.entry_node >= 0])
     times = np.empty((len(sources), len(snapped.pair)))
     lengths = np.empty_like(times)
-    # Per source: dijkstra's times and predecessors, the tree pass's buffers (about 8 arrays).
-    chunk = max(8, CHUNK_BYTES // (n * 8 * 8))
+    # Node-to-node rows take sources x targets x 16 bytes: bounded by chunks of sources.
+    chunk = max(64, CHUNK_BYTES // (max(1, len(targets)) * 16))
     for start in range(0, len(sources), chunk):
-        rows = sources[start : start + chunk]
-        time_s, pred = dijkstra(a.csr_time_s, directed=True, indices=rows, return_predecessors=True)
-        length_m = _distances_along_tree(pred, a)
-        times[start : start + len(rows)], lengths[start : start + len(rows)] = to_points(snapped, time_s, length_m)
+        rows = slice(start, start + chunk)
+        time_s, length_m = fastest_paths(network.arrays, sources[rows], targets)
+        times[rows], lengths[rows] = to_points(snapped, time_s, length_m, targets)
     return times, lengths
 
 

@@ -85,11 +85,11 @@ class NetworkReport:
 class GraphArrays:
     """The graph as arrays, indexed by node position ``0..n-1`` (built once per network).
 
-    ``csr_time_s``/``csr_length_m`` hold one entry per directed node pair: the fastest of its
-    parallel edges (scipy would sum duplicates). ``pair_*`` arrays describe those same pairs;
-    ``pair_reverse`` is the pair index of the opposite direction or -1 (a one-way street).
-    ``in_nodes``/``in_length_m`` list each node's predecessors (padded with -1) to look up the
-    length of the edge a shortest-path tree enters a node by, without a Python loop.
+    ``pair_*`` arrays hold one entry per directed node pair, the fastest of its parallel edges
+    (scipy would sum duplicates), sorted by ``(u, v)``: so they are also the graph in CSR form,
+    with ``out_start[u]:out_start[u + 1]`` the pairs leaving ``u``. ``csr_time_s`` is the same
+    as a scipy array. ``pair_reverse`` is the pair index of the opposite direction or -1 (a
+    one-way street).
     """
 
     node_ids: NDArray[np.int64]
@@ -102,9 +102,8 @@ class GraphArrays:
     pair_reverse: NDArray[np.intp]
     pair_geometry: NDArray[np.object_]  # LineStrings u -> v, lon/lat
     pair_geometry_m: NDArray[np.object_]  # the same in the network's UTM CRS
+    out_start: NDArray[np.intp]
     csr_time_s: scipy.sparse.csr_array
-    in_nodes: NDArray[np.intp]
-    in_length_m: NDArray[np.float64]
     to_metric: pyproj.Transformer
     to_lonlat: pyproj.Transformer
 
@@ -230,19 +229,13 @@ def _build_arrays(graph: nx.MultiDiGraph) -> GraphArrays:
     pair_geometry_m = shapely.transform(pair_geometry, metric)
     csr = scipy.sparse.csr_array((pair_time_s, (pair_u, pair_v)), shape=(n_nodes, n_nodes))
 
-    in_degree = np.bincount(pair_v, minlength=n_nodes)
-    width = max(1, int(in_degree.max(initial=0)))
-    by_target = np.argsort(pair_v, kind="stable")
-    slot = np.arange(len(by_target)) - np.repeat(np.cumsum(in_degree) - in_degree, in_degree)
-    in_nodes = np.full((n_nodes, width), -1, dtype=np.intp)
-    in_length_m = np.zeros((n_nodes, width))
-    in_nodes[pair_v[by_target], slot] = pair_u[by_target]
-    in_length_m[pair_v[by_target], slot] = pair_length_m[by_target]
+    out_start = np.zeros(n_nodes + 1, dtype=np.intp)
+    np.cumsum(np.bincount(pair_u, minlength=n_nodes), out=out_start[1:])
 
     return GraphArrays(
         node_ids=node_ids, lon=lon, lat=lat, pair_u=pair_u, pair_v=pair_v, pair_time_s=pair_time_s,
         pair_length_m=pair_length_m, pair_reverse=pair_reverse, pair_geometry=pair_geometry,
-        pair_geometry_m=pair_geometry_m, csr_time_s=csr, in_nodes=in_nodes, in_length_m=in_length_m,
+        pair_geometry_m=pair_geometry_m, out_start=out_start, csr_time_s=csr,
         to_metric=to_metric, to_lonlat=to_lonlat,
     )
 

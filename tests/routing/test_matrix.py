@@ -170,7 +170,7 @@ def forbid_dijkstra(monkeypatch: pytest.MonkeyPatch) -> None:
     def fail(*args: object, **kwargs: object) -> None:
         raise AssertionError("recomputed a cached matrix")
 
-    monkeypatch.setattr(matrix_module, "dijkstra", fail)
+    monkeypatch.setattr(matrix_module, "fastest_paths", fail)
 
 
 def test_identical_request_is_served_from_memory_then_disk(
