@@ -2,7 +2,8 @@
 Doorstep's stop selection against a simple baseline, in the same run.
 
     python -m bench.district PBF [--buses 13] [--teams 6] [--areas 150] [--stops 120]
-        [--visits 300] [--labs 3] [--time-limit 120] [--seed 1] [--radius-km 6] [--out district.json]
+        [--visits 300] [--labs 3] [--time-limit 120] [--seed 1] [--radius-km 6]
+        [--clusters N] [--out district.json]
 
 A seeded district (:mod:`bench.district_scenario`) is generated on the PBF's drive and walk
 networks. Travel matrices are computed with :mod:`routing.matrix` (drive for buses and vans,
@@ -217,6 +218,7 @@ def run(
     time_limit_s: float = 120.0,
     seed: int = 1,
     radius_km: float | None = 6.0,
+    clusters: int | None = None,
     solve: Solve | None = None,
     log: Callable[[str], None] = lambda _: None,
 ) -> dict[str, Any]:
@@ -226,7 +228,7 @@ def run(
         solve = solve_
     district = district_scenario(
         drive, walk, buses=buses, teams=teams, areas=areas, stops=stops, visits=visits, labs=labs, seed=seed,
-        radius_km=radius_km,
+        radius_km=radius_km, clusters=clusters,
     )
     started = time.monotonic()
     matrices, walk_m = build_matrices(district, drive, walk)
@@ -270,6 +272,7 @@ def run(
             "time_limit_s": time_limit_s,
             "matrix_s": round(matrix_s, 2),
             "radius_km": radius_km,
+            "clusters": len({district.cluster_of[s.id] for s in district.stops}),
             "buses": buses,
             "teams": teams,
             "areas": len(district.areas),
@@ -339,6 +342,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--time-limit", type=float, default=120.0, help="seconds per solve, matrices included")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--radius-km", type=float, default=6.0, help="district around the centre; 0: everything")
+    parser.add_argument("--clusters", type=int, default=None,
+                        help="villages, compounds, schools and factories (default: 2-3 candidate stops each)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     return parser.parse_args(argv)
 
@@ -353,7 +358,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     document = run(
         drive, walk, buses=args.buses, teams=args.teams, areas=args.areas, stops=args.stops, visits=args.visits,
         labs=args.labs, time_limit_s=args.time_limit, seed=args.seed, radius_km=args.radius_km or None,
-        log=lambda line: print(line, file=sys.stderr),
+        clusters=args.clusters, log=lambda line: print(line, file=sys.stderr),
     )
     print(table(document))
     args.out.parent.mkdir(parents=True, exist_ok=True)

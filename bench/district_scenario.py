@@ -197,9 +197,11 @@ def district_scenario(
     labs: int = 3,
     seed: int = 1,
     radius_km: float | None = 6.0,
+    clusters: int | None = None,
 ) -> District:
-    """A district's day: ``areas`` demand areas in clusters, ``stops`` candidate bus stops (2 or 3
-    per cluster), ``visits`` home visits for ``teams`` teams, ``buses`` buses and ``labs`` labs.
+    """A district's day: ``areas`` demand areas in ``clusters`` clusters (default: as many as
+    give 2 or 3 candidate stops each), ``stops`` candidate bus stops spread evenly over them,
+    ``visits`` home visits for ``teams`` teams, ``buses`` buses and ``labs`` labs.
 
     Populations are 50-2000 per area (most one or a few hundred); schools have the 12:00-14:00 green
     channel, factories a shift-change window; stops allow 3 hours' stay at most. Buses: drive
@@ -234,11 +236,14 @@ def district_scenario(
     if stop_pool.size < stops:
         raise ValueError(f"only {stop_pool.size} drivable nodes near footways for {stops} stops: lower --stops")
     pool_xy = drive_xy[stop_pool]
-    clusters = min(max(math.ceil(stops / 3), round(stops / 2.4)), stops // 2, areas)
-    clusters = max(clusters, math.ceil(stops / 3))
+    if clusters is None:
+        clusters = min(max(math.ceil(stops / 3), round(stops / 2.4)), stops // 2, areas)
+        clusters = max(clusters, math.ceil(stops / 3))
+    elif not 1 <= clusters <= min(stops // 2, areas):
+        raise ValueError(f"clusters must lie in 1..{min(stops // 2, areas)} (2 stops and 1 area each), got {clusters}")
     centres = [int(stop_pool[i]) for i in _spread(rng, pool_xy, clusters, CLUSTER_SPACING_M)]
-    stop_counts = [2] * clusters
-    for i in rng.choice(clusters, size=stops - 2 * clusters, replace=False):
+    stop_counts = [stops // clusters] * clusters
+    for i in rng.choice(clusters, size=stops - sum(stop_counts), replace=False):
         stop_counts[int(i)] += 1
     area_counts = [areas // clusters] * clusters
     for i in rng.choice(clusters, size=areas - sum(area_counts), replace=False):

@@ -27,7 +27,7 @@ from numpy.typing import NDArray
 
 from routing.network import GraphArrays
 
-__all__ = ["fastest_paths", "threads_available"]
+__all__ = ["fastest_paths", "threads_available", "warm_up"]
 
 SOURCES_PER_THREAD = 64
 """Below this many sources per thread, starting a thread costs more than it saves."""
@@ -168,3 +168,10 @@ def fastest_paths(
         for search in searches:
             search.result()
     return time_s, length_m
+
+
+def warm_up() -> None:
+    """Compile the search now (about 1.5 s; 0.3 s from numba's disk cache) rather than in the
+    first matrix request."""
+    one = np.zeros(1, dtype=np.int64)
+    _search(one, one, np.zeros(2, dtype=np.int64), one, np.zeros(1), np.zeros(1), np.empty((1, 1)), np.empty((1, 1)))

@@ -302,6 +302,9 @@ def worker_main(settings_json: str, stop: Any, wake: Any) -> None:
     store = Store.from_url(settings.resolved_database_url)
     registry = NetworkRegistry(settings)
     solve = import_function(settings.solve_function)
+    from routing.fastest_paths import warm_up as compile_matrix_search
+
+    compile_matrix_search()
     if settings.solve_function == "routing.solver:solve":
         # This process has threads, so engines start from a forkserver: start it now, or the
         # first plan's budget pays for importing the engines.

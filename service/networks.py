@@ -74,6 +74,9 @@ class NetworkRegistry:
 
     def load_all(self) -> None:
         """Load every configured network and profile; failures are kept for /readyz, not raised."""
+        from routing.fastest_paths import warm_up
+
+        warm_up()  # the matrix search's compilation, before the first request rather than in it
         for name in self.names:
             for profile in self.settings.profiles:
                 try:
