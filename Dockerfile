@@ -1,6 +1,7 @@
 # The Doorstep API:  docker build -t doorstep . && docker run -p 8000:8000 doorstep
 # Configuration through DOORSTEP_* variables (see README); plans and the network cache live in
-# /var/lib/doorstep (mount a volume there to keep them).
+# /var/lib/doorstep (mount a volume there to keep them), as does the compiled matrix search
+# (site-packages is read-only for the service's user).
 
 FROM python:3.11-slim AS build
 WORKDIR /src
@@ -14,7 +15,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     MPLBACKEND=Agg \
-    DOORSTEP_DATA_DIR=/var/lib/doorstep
+    DOORSTEP_DATA_DIR=/var/lib/doorstep \
+    NUMBA_CACHE_DIR=/var/lib/doorstep/numba-cache
 RUN useradd --system --uid 10001 --user-group --home-dir /var/lib/doorstep --create-home doorstep
 COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
