@@ -217,7 +217,7 @@ def rest_of_day(
         preferred = owner.get(visit.id)
         changes: dict[str, object] = {"preferred_vehicle": preferred if preferred in vehicle_ids else None}
         if visit.id in retry:
-            later = _later_windows(visit, retry_from)
+            later = later_windows(visit, retry_from)
             if not later:
                 not_retried.append(visit.id)
                 continue
@@ -373,7 +373,7 @@ def _continuing(
     )
 
 
-def _later_windows(visit: Visit, earliest_s: int) -> tuple[TimeWindow, ...]:
+def later_windows(visit: Visit, earliest_s: int) -> tuple[TimeWindow, ...]:
     """The visit's windows from ``earliest_s`` on; empty when none is left."""
     if earliest_s > HORIZON_S:
         return ()

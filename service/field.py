@@ -10,6 +10,7 @@ every version is a self-contained request the workers solve like any other.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -19,10 +20,10 @@ import numpy as np
 
 from routing.errors import ProblemError
 from routing.model import Problem, TravelMatrix, Vehicle, Visit
-from routing.replan import RestOfDay, disruption, rest_of_day
+from routing.replan import RestOfDay, disruption, later_windows, rest_of_day
 from service.ledger import Event, Outcome, StepState, SystemEntry, step_states
 from service.networks import NetworkRegistry
-from service.schemas import PlanRequest, clock, to_problem
+from service.schemas import PlanRequest, VisitIn, clock, to_problem
 from service.store import PlanRow, Store
 
 TASK_KINDS = ("visit", "stop")
@@ -260,7 +261,25 @@ def rest_of_day_for(
     current = chain.current
     assert current is not None and current.document is not None and current.request is not None
     request = PlanRequest.model_validate(current.request)
-    new_visits: list[Visit] = _converted(ask.new_visits, "visits", "new_visits")
+    states = chain.states
+    task_ids = {v.id for v in request.visits} | {s.id for s in request.stops}
+    # A not_home visit left out of an earlier re-plan is no longer in the current version: it is
+    # brought back from the version that had it, as a visit added to this one.
+    earlier = {s: entry for s, (kind, entry) in chain.tasks().items() if kind == "visit" and s not in task_ids}
+    not_home = sorted(s for s, st in states.items()
+                      if st.outcome is Outcome.NOT_HOME and (s in task_ids or s in earlier))
+    if ask.retry_not_home is True:
+        retry = not_home
+    elif ask.retry_not_home is False:
+        retry = []
+    else:
+        retry = list(ask.retry_not_home)
+        for i, step_id in enumerate(retry):
+            if step_id not in not_home:
+                raise ProblemError(f'"{step_id}" has no not_home outcome to retry', path=("retry_not_home", i))
+    back, closed = _brought_back(request, [earlier[s] for s in retry if s not in task_ids],
+                                 ask.now_s + ask.retry_after_s)
+    new_visits: list[Visit] = back + _converted(ask.new_visits, "visits", "new_visits")
     joined: list[Vehicle] = _converted(ask.joined_vehicles, "vehicles", "joined_vehicles")
     extra = [(v.id, v.location) for v in new_visits] + [(f"position of {k}", p) for k, p in ask.positions.items()]
     profiles = sorted({v.profile for v in request.vehicles} | {v.profile for v in joined})
@@ -278,25 +297,14 @@ def rest_of_day_for(
         if extra and extended is None:
             raise ProblemError(
                 "this plan's travel times were supplied by the caller: new visits and positions need `matrices` "
-                "over the plan's sites, then the new visits, then the positions",
+                "over the plan's sites, then the not_home visits brought back from earlier versions (in "
+                "retry_not_home order), then the new visits, then the positions",
                 path=("matrices",),
             )
-    states = chain.states
-    task_ids = {t.id for t in problem.tasks}
     done = {s for s, st in states.items() if s in task_ids and st.attempted}
     in_progress = {st.vehicle_id: s for s, st in states.items() if s in task_ids and st.in_progress and st.vehicle_id}
     since = {st.vehicle_id: st.arrival_s for st in states.values()
              if st.in_progress and st.vehicle_id in in_progress and st.arrival_s is not None}
-    not_home = sorted(s for s, st in states.items() if s in task_ids and st.outcome is Outcome.NOT_HOME)
-    if ask.retry_not_home is True:
-        retry = not_home
-    elif ask.retry_not_home is False:
-        retry = []
-    else:
-        retry = list(ask.retry_not_home)
-        for i, step_id in enumerate(retry):
-            if step_id not in not_home:
-                raise ProblemError(f'"{step_id}" has no not_home outcome to retry', path=("retry_not_home", i))
     for i, step_id in enumerate(ask.cancelled):
         if step_id not in task_ids:
             raise ProblemError(f'"{step_id}" is not a visit or stop still to do in this plan', path=("cancelled", i))
@@ -308,7 +316,7 @@ def rest_of_day_for(
         done=done,
         in_progress=in_progress,
         in_progress_since_s={k: int(v) for k, v in since.items() if k is not None},
-        retry_not_home=retry,
+        retry_not_home=[s for s in retry if s in task_ids],
         retry_after_s=ask.retry_after_s,
         cancelled=ask.cancelled,
         new_visits=new_visits,
@@ -319,7 +327,29 @@ def rest_of_day_for(
         consumed=consumed,
         reassignment_cost=ask.reassignment_cost,
     )
-    return rest, request, retry
+    if closed:
+        rest = dataclasses.replace(rest, not_retried=(*rest.not_retried, *closed))
+    closed_set = set(closed)
+    return rest, request, [s for s in retry if s not in closed_set]
+
+
+def _brought_back(
+    request: PlanRequest, entries: Sequence[Mapping[str, Any]], retry_from_s: int
+) -> tuple[list[Visit], list[str]]:
+    """Visits from earlier versions' request entries, with their windows from ``retry_from_s`` on;
+    and the ids of those whose windows all close before (not retried)."""
+    if not entries:
+        return [], []
+    part = request.model_copy(update={"visits": [VisitIn.model_validate(e) for e in entries], "stops": [],
+                                      "areas": [], "labs": [], "matrices": None})
+    back, closed = [], []
+    for visit in _converted(part, "visits", "retry_not_home"):
+        windows = later_windows(visit, retry_from_s)
+        if windows:
+            back.append(dataclasses.replace(visit, time_windows=windows, preferred_vehicle=None))
+        else:
+            closed.append(visit.id)
+    return back, closed
 
 
 def _consumed(problem: Problem, states: Mapping[str, StepState], done: set[str]) -> dict[str, dict[str, int]]:

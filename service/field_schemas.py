@@ -158,7 +158,9 @@ class ReplanIn(_In):
     dropped_vehicles: list[Id] = Field(default_factory=list)
     joined_vehicles: list[VehicleIn] = Field(default_factory=list)
     retry_not_home: bool | list[Id] = Field(
-        default=False, description="Try not_home visits again later today: true for all, or their ids."
+        default=False,
+        description="Try not_home visits again later today: true for all, or their ids. A visit left out "
+        "of an earlier re-plan is brought back from the version that had it.",
     )
     retry_after_s: NonNegativeInt = Field(default=3600, le=24 * 3600)
     reassignment_cost: float = Field(
@@ -168,7 +170,8 @@ class ReplanIn(_In):
     matrices: dict[Profile, MatrixIn] | None = Field(
         default=None,
         description="For plans with caller-supplied matrices: over the current version's sites, then "
-        "the new visits, then the positions (in the order given).",
+        "the not_home visits brought back from earlier versions (in retry_not_home order), then the new "
+        "visits, then the positions (in the order given).",
     )
     options: OptionsIn = Field(default_factory=OptionsIn)
 

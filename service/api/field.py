@@ -210,7 +210,9 @@ def replan(
     options = body.options.model_dump(mode="json", exclude_unset=True)
     options.setdefault("time_limit_s", row.time_limit_s)
     options["initial_routes"] = rest.initial
-    extra = {v.id: v.model_dump(mode="json", exclude_unset=True) for v in body.new_visits}
+    # Addresses and the like of visits brought back from earlier versions, then of the new ones.
+    extra = {s: dict(entry) for s, (kind, entry) in chain.tasks().items() if kind == "visit"}
+    extra |= {v.id: v.model_dump(mode="json", exclude_unset=True) for v in body.new_visits}
     name = f"{(chain.root.name or 'plan')} (v{row.version + 1})"
     request = PlanRequest.model_validate(request_of(rest.problem, base=base, extra_items=extra, options=options,
                                                     name=name))

@@ -229,6 +229,28 @@ def test_not_home_visits_are_retried_later_only_when_asked(real_client: TestClie
             assert "v1" not in steps
 
 
+def test_a_not_home_visit_left_out_of_one_replan_can_be_retried_in_a_later_one(real_client: TestClient) -> None:
+    client = real_client
+    first = solved(client, line_request(visits=3, teams=1))
+    record(client, first, "v1", "not_home", "08:10")
+    second = client.post(f"/v1/plans/{first}/replan", json={"now": "08:20", "options": {"time_limit_s": 1}}).json()
+    wait_for(client, second["id"], {"done", "failed"})
+    # Version 2 no longer has v1. Its sites: the depot, t1 where it is (at v1), v2, v3; then v1 comes back.
+    body = {"now": "09:00", "retry_not_home": ["v1"], "options": {"time_limit_s": 1}}
+    missing = client.post(f"/v1/plans/{second['id']}/replan", json=body)
+    assert missing.status_code == 422 and "brought back" in missing.json()["detail"][0]["msg"]
+    xs = [0, 1, 2, 3, 1]
+    body["matrices"] = {"drive": {"durations_s": [[abs(a - b) * 100 for b in xs] for a in xs],
+                                  "distances_m": [[abs(a - b) * 1000 for b in xs] for a in xs]}}
+    third = client.post(f"/v1/plans/{second['id']}/replan", json=body)
+    assert third.status_code == 202, third.text
+    assert third.json()["retried"] == ["v1"] and third.json()["version"] == 3
+    document = wait_for(client, third.json()["id"], {"done", "failed"})["plan"]
+    steps = {s["id"]: s for r in document["routes"] for s in r["steps"]}
+    assert steps["v1"]["start_s"] >= 10 * H  # an hour after 09:00
+    assert steps["v1"]["address"] == "Katu 1"  # its details come back with it
+
+
 def test_bad_replans_are_refused(client: TestClient) -> None:
     plan_id = solved(client, line_request())
     cases = [
