@@ -10,14 +10,18 @@ covering problem solved exactly (or to the time limit) with OR-Tools' CP-SAT bef
 - then keep walks short;
 - never two stops of one alternatives group; required stops always.
 
-The chosen stops are then routed like any task; an area whose stop no bus can fit in is reported
-as such after routing.
+The chosen stops are then routed like any task, each with its *stand-ins*: other candidates that
+could serve exactly the same areas (every one within its walking limit, room for the same
+people, no clash of alternatives). The router picks whichever of a chosen stop and its stand-ins
+fits its routes best (one of them, never two), so the choice of car park within a compound is made
+where the driving is known. An area whose stop no bus can fit in is reported as such after routing.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from numpy.typing import NDArray
@@ -27,6 +31,12 @@ from routing.model import WALK_DETOUR_FACTOR, BusStop, Problem, swab_tubes
 from routing.plan import AreaCoverage, Reason
 
 EARTH_RADIUS_M = 6_371_000.0
+
+STAND_INS = 3
+"""Stand-ins per chosen stop at most (the nearest to its areas): each is one more node to route."""
+
+CHOICE_GROUP = "choice:"
+"""Group of a chosen stop and its stand-ins in the routed problem: ``"choice:" + chosen stop id``."""
 
 
 def walk_matrix(problem: Problem) -> NDArray[np.float64]:
@@ -47,10 +57,43 @@ def walk_matrix(problem: Problem) -> NDArray[np.float64]:
 
 @dataclass(frozen=True, slots=True)
 class StopChoice:
-    """The stops to route (with the people they will sample) and each area's fate."""
+    """The stops to route (with the people they will sample) and each area's fate.
+
+    ``stand_ins[stop id]`` are candidates that could serve exactly that stop's areas, staffed
+    alike; ``stand_in_walk_m[(area id, stop id)]`` the walks to them.
+    """
 
     stops: tuple[BusStop, ...]
     coverage: tuple[AreaCoverage, ...]
+    stand_ins: Mapping[str, tuple[BusStop, ...]] = field(default_factory=dict)
+    stand_in_walk_m: Mapping[tuple[str, str], float] = field(default_factory=dict)
+
+    @property
+    def routed_stops(self) -> tuple[BusStop, ...]:
+        """What the router gets: each chosen stop with its stand-ins as one group (one of them is used)."""
+        out: list[BusStop] = []
+        for stop in self.stops:
+            members = (stop, *self.stand_ins.get(stop.id, ()))
+            if len(members) == 1:
+                out.append(stop)
+            else:
+                out.extend(replace(m, group=CHOICE_GROUP + stop.id) for m in members)
+        return tuple(out)
+
+    def resolved(self, served: Collection[str]) -> StopChoice:
+        """The choice once routed: a chosen stop whose stand-in the routes serve is replaced by it,
+        and its areas walk there instead."""
+        swap = {}
+        for stop in self.stops:
+            stand_in = next((s for s in self.stand_ins.get(stop.id, ()) if s.id in served), None)
+            if stop.id not in served and stand_in is not None:
+                swap[stop.id] = stand_in
+        coverage = tuple(
+            replace(c, stop_id=swap[c.stop_id].id, walk_m=self.stand_in_walk_m[c.area_id, swap[c.stop_id].id])
+            if c.stop_id in swap else c
+            for c in self.coverage
+        )
+        return StopChoice(tuple(swap.get(s.id, s) for s in self.stops), coverage)
 
 
 def stop_capacity(problem: Problem, stop: BusStop) -> int:
@@ -140,7 +183,55 @@ def choose_stops(problem: Problem, *, time_limit_s: float = 5.0, seed: int = 0) 
         _staffed(stops[j], people[j] if people[j] or not stops[j].required else stops[j].people) for j in used
     )
     coverage = tuple(_coverage(problem, walk, capacity, i, chosen_of_area.get(i)) for i in range(len(areas)))
-    return StopChoice(chosen, coverage)
+    stand_ins = _stand_ins(problem, walk, capacity, chosen_of_area, used)
+    return StopChoice(
+        chosen,
+        coverage,
+        {stops[j].id: tuple(_staffed(stops[k], people[j]) for k in others) for j, others in stand_ins.items()},
+        {(areas[i].id, stops[k].id): float(walk[i, k])
+         for i, j in chosen_of_area.items() for k in stand_ins.get(j, ())},
+    )
+
+
+def _stand_ins(
+    problem: Problem, walk: NDArray[np.float64], capacity: list[int], chosen_of_area: Mapping[int, int],
+    used: list[int],
+) -> dict[int, list[int]]:
+    """Per chosen stop (index), the unchosen candidates that could serve exactly its areas.
+
+    Each candidate stands in for one chosen stop at most, and alternatives stay apart: a
+    candidate whose group has another chosen stop, or another chosen stop's stand-in, is left out.
+    """
+    stops, areas = problem.stops, problem.areas
+    areas_of: dict[int, list[int]] = {}
+    for i, j in chosen_of_area.items():
+        areas_of.setdefault(j, []).append(i)
+    group_owner = {stops[j].group: j for j in used if stops[j].group is not None}
+    taken = set(used)
+    out: dict[int, list[int]] = {}
+    for j in used:
+        served = areas_of.get(j)
+        if not served:
+            continue
+        people = sum(areas[i].population for i in served)
+        limits = np.array([areas[i].walk_limit_m for i in served])
+        reach = np.all(walk[served] <= limits[:, None], axis=0)
+        options = []
+        for k in np.flatnonzero(reach).tolist():
+            group = stops[k].group
+            if k in taken or stops[k].required or capacity[k] < people:
+                continue
+            if group is not None and group_owner.get(group, j) != j:
+                continue
+            options.append(k)
+        options.sort(key=lambda k: float(walk[served, k].max()))  # shortest longest walk first
+        for k in options[:STAND_INS]:
+            taken.add(k)
+            if stops[k].group is not None:
+                group_owner[stops[k].group] = j
+        if options:
+            out[j] = options[:STAND_INS]
+    return out
 
 
 def _staffed(stop: BusStop, people: int) -> BusStop:

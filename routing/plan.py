@@ -159,6 +159,8 @@ class Reason(StrEnum):
     """It could be served alone, but the fleet's time or capacity went to other visits."""
     NOT_WORTH_SERVING = "not_worth_serving"
     """An optional visit whose penalty is lower than what serving it would cost."""
+    ALTERNATIVE_USED = "alternative_used"
+    """A bus stop whose alternative (another stop of its group) is used: at most one of a group is."""
     NO_STOP_IN_WALKING_RANGE = "no_stop_in_walking_range"
     """A demand area with no candidate bus stop within its walking limit."""
     STOPS_FULL = "stops_full"

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from routing.coverage import choose_stops
+from routing.coverage import StopChoice, choose_stops
 from routing.errors import ProblemError, SolverError
 from routing.evaluate import Evaluation, evaluate
 from routing.model import Problem
@@ -95,11 +95,10 @@ def solve(
         raise ProblemError(f"time_limit_s must be > 0, got {time_limit_s}", path=("time_limit_s",))
     started = time.time()
     deadline = started + time_limit_s
-    coverage: tuple[AreaCoverage, ...] = ()
+    choice: StopChoice | None = None
     if problem.areas:
         choice = choose_stops(problem, time_limit_s=min(10.0, 0.05 * time_limit_s), seed=seed)
-        coverage = choice.coverage
-        problem = problem.with_stops(choice.stops)
+        problem = problem.with_stops(choice.routed_stops)
     set_aside = unservable_tasks(problem)
     task_ids = [t.id for t in problem.tasks if t.id not in set_aside]
     cores = cores or os.cpu_count() or 1
@@ -136,10 +135,18 @@ def solve(
     assert incumbents.best is not None
     evaluation, label = incumbents.best
     if not evaluation.feasible:
-        orders = {r.vehicle_id: [s.id for s in r.steps[1:-1]] for r in evaluation.routes}
-        routes, removed = make_feasible(problem, orders)
+        routes, removed = make_feasible(problem, _orders(evaluation))
         evaluation = evaluate(problem, routes)
         stats["repaired"] = {"removed": removed, "feasible": evaluation.feasible}
+    coverage: tuple[AreaCoverage, ...] = ()
+    if choice is not None:
+        # The stand-ins the routes do not use leave the problem; a served one takes its chosen
+        # stop's place, so only a chosen stop left out is reported.
+        choice = choice.resolved({step for r in evaluation.routes for step in r.stop_ids})
+        problem = problem.with_stops(choice.stops)
+        evaluation = evaluate(problem, _orders(evaluation))
+        set_aside = {k: v for k, v in set_aside.items() if k in {t.id for t in problem.tasks}}
+        coverage = choice.coverage
     unassigned = tuple(explain_missing(problem, evaluation, set_aside))
     return Plan(
         routes=evaluation.routes,
@@ -164,6 +171,11 @@ def _jobs(problem: Problem, task_ids: Sequence[str], engine: str, seed: int, cor
         for run in plan_runs(part, ids, engine, seed, max(1, cores // len(parts))):
             jobs.append(Job(EngineRun(run.engine, run.seed, {**run.options, "part": k}), part, ids))
     return jobs
+
+
+def _orders(evaluation: Evaluation) -> dict[str, list[str]]:
+    """Each route's steps between start and end (tasks, lab drops, breaks), by vehicle."""
+    return {r.vehicle_id: [s.id for s in r.steps[1:-1]] for r in evaluation.routes}
 
 
 def _part_of(jobs: Sequence[Job], label: str) -> int:

@@ -335,6 +335,7 @@ class _Model:
 
     def _add_task_rules(self) -> None:
         problem, routing, manager = self.problem, self.routing, self.manager
+        groups: dict[str, list[tuple[int, int]]] = {}
         for offset, task in enumerate(self.tasks):
             index = manager.NodeToIndex(self.first_task_node + offset)
             self._within(index, task.windows)
@@ -344,7 +345,13 @@ class _Model:
             penalty = scaled_penalty(problem, task)
             if isinstance(task, BusStop) and task.required:
                 penalty *= REQUIRED_STOP_FACTOR
-            routing.AddDisjunction([index], penalty)
+            if isinstance(task, BusStop) and task.group is not None:
+                groups.setdefault(task.group, []).append((index, penalty))
+            else:
+                routing.AddDisjunction([index], penalty)
+        # Alternatives: at most one stop of a group, the penalty paid once when none is served.
+        for members in groups.values():
+            routing.AddDisjunction([index for index, _ in members], max(p for _, p in members), 1)
         for node, lab in self.lab_of_node.items():
             index = manager.NodeToIndex(node)
             self._within(index, lab.windows)

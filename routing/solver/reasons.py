@@ -102,11 +102,19 @@ def explain_missing(problem: Problem, evaluation: Evaluation, set_aside: dict[st
     """A reason for every task in no route: the set-aside reason, or one read off the routes."""
     out: list[Unassigned] = []
     budget = [INSERTION_CHECKS]
+    used_of_group = {
+        stop.group: stop.id for stop in problem.stops if stop.group is not None and stop.id not in evaluation.missing
+    }
     for task_id in evaluation.missing:
         if task_id in set_aside:
             out.append(set_aside[task_id])
             continue
-        out.append(_why_left_out(problem, evaluation, problem.task(task_id), budget))
+        task = problem.task(task_id)
+        if isinstance(task, BusStop) and task.group in used_of_group:
+            detail = f'its alternative "{used_of_group[task.group]}" (group "{task.group}") is used'
+            out.append(Unassigned(task_id, Reason.ALTERNATIVE_USED, detail, "stop"))
+            continue
+        out.append(_why_left_out(problem, evaluation, task, budget))
     return out
 
 

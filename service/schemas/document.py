@@ -287,7 +287,8 @@ class UnassignedOut(BaseModel):
     visit_id: str = Field(description="The visit, or the bus stop when `kind` is stop.")
     kind: str = "visit"
     reason: str = Field(
-        description="no_skilled_vehicle, over_capacity, unreachable, fleet_full or not_worth_serving."
+        description="no_skilled_vehicle, over_capacity, unreachable, fleet_full, not_worth_serving or "
+        "alternative_used (bus stops)."
     )
     detail: str
     location: tuple[float, float] | None = None

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 
+from routing.coverage import choose_stops
 from routing.evaluate import evaluate
 from routing.model import Break, TimeWindow
 from routing.plan import Plan, Reason, StepKind, ViolationKind
@@ -63,6 +64,43 @@ def test_one_stop_covers_two_areas_instead_of_two_stops() -> None:
     assert [s.id for s in plan.route("b1").steps if s.kind is StepKind.STOP] == ["mid"]
 
 
+def test_the_router_picks_the_car_park_that_suits_the_route() -> None:
+    # Both car parks reach the compound. By the selection's own estimate "far" is cheaper (a
+    # neighbour 100 m away), so it is chosen, with "near" as its stand-in; the route from the
+    # depot at 0 and back is 800 m shorter through "near", so the router serves that one.
+    problem = district_problem(
+        vehicles=[bus("b1")],
+        stops=[stop("near", 1800), stop("far", 2200), stop("other", 2300)],
+        areas=[("compound", 2000, 150)],
+        walk_limit_m=250,
+    )
+    choice = choose_stops(problem)
+    assert [s.id for s in choice.stops] == ["far"] and [s.id for s in choice.stand_ins["far"]] == ["near"]
+    assert {s.group for s in choice.routed_stops} == {"choice:far"}
+    plan = solved(problem)
+    assert [s.id for s in plan.route("b1").steps if s.kind is StepKind.STOP] == ["near"]
+    assert plan.coverage[0].stop_id == "near" and plan.coverage[0].walk_m == 200
+    assert plan.unassigned == ()  # neither the chosen stop nor the unused stand-in is "left out"
+    assert plan.route("b1").steps[1].people == 150
+
+
+def test_a_stand_in_never_pairs_alternatives_of_two_chosen_stops() -> None:
+    # "gate-b" reaches the village too, but it is the alternative of "gate-a", chosen for the
+    # compound: standing in for "square" could put both gates in one plan.
+    problem = district_problem(
+        vehicles=[bus("b1")],
+        stops=[stop("gate-a", 1000, group="compound"), stop("square", 3000), stop("gate-b", 2900, group="compound"),
+               stop("lane", 3100)],
+        areas=[("compound", 1000, 200), ("village", 3000, 200)],
+    )
+    choice = choose_stops(problem)
+    assert {s.id for s in choice.stops} == {"gate-a", "square"}
+    assert [s.id for s in choice.stand_ins["square"]] == ["lane"]
+    plan = solved(problem)
+    assert len([s for s in plan.route("b1").steps if s.kind is StepKind.STOP]) == 2
+    assert all(a.covered for a in plan.coverage)
+
+
 def test_alternatives_group_never_uses_two_stops() -> None:
     problem = district_problem(
         vehicles=[bus("b1")],
@@ -74,6 +112,21 @@ def test_alternatives_group_never_uses_two_stops() -> None:
     assert len(used) == 1
     uncovered = [a for a in plan.coverage if not a.covered]
     assert len(uncovered) == 1 and uncovered[0].reason is Reason.STOPS_FULL
+
+
+def test_listed_alternatives_are_routed_one_at_most_and_the_other_says_why() -> None:
+    # No areas: the dispatcher lists the stops, two of them the gates of one compound.
+    problem = district_problem(
+        vehicles=[bus("b1")],
+        stops=[stop("gate-east", 1000, people=200, group="compound"),
+               stop("gate-west", 1200, people=200, group="compound"), stop("square", 3000, people=100)],
+    )
+    plan = solved(problem)
+    used = [s.id for s in plan.route("b1").steps if s.kind is StepKind.STOP]
+    assert "square" in used and len([s for s in used if s.startswith("gate")]) == 1
+    (other,) = plan.unassigned
+    assert other.reason is Reason.ALTERNATIVE_USED and other.kind == "stop"
+    assert f'"{next(s for s in used if s.startswith("gate"))}"' in other.detail
 
 
 def test_green_channel_window_is_kept() -> None:
