@@ -52,22 +52,25 @@ def plan_runs(problem: Problem, visit_ids: Sequence[str], engine: str, seed: int
     if engine not in ENGINES:
         raise ProblemError(f'engine must be one of {", ".join(ENGINES)}, got "{engine}"', path=("engine",))
     unsupported = pyvrp_unsupported(problem, visit_ids)
+    # Buses: fewer of them on the road drive less (out, home and to the labs): the search then
+    # also tries smaller fleets (ortools_engine.solve_ortools).
+    ortools = EngineRun("ortools", seed, {"variant": "fleet"} if problem.stops else {})
     if engine == "pyvrp":
         if unsupported:
             raise ProblemError(f"engine pyvrp cannot model {unsupported}; use auto or ortools", path=("engine",))
         return [EngineRun("pyvrp", seed)]
     if engine == "ortools":
-        return [EngineRun("ortools", seed)]
+        return [ortools]
     if unsupported:
         # Only OR-Tools models it: a second core runs a differently guided search.
-        runs = [EngineRun("ortools", seed), EngineRun("ortools", seed, {"variant": "tabu"})]
+        runs = [ortools, EngineRun("ortools", seed, {"variant": "tabu"})]
     else:
         # PyVRP is the stronger search (facts.md). The twin (another seed) first tries a smaller
         # fleet (vehicles first, when they cost something), and otherwise collects prizes, which
         # also answers when the fleet cannot take every visit: plain PyVRP then finds nothing.
         runs = [EngineRun("pyvrp", seed), EngineRun("pyvrp", seed + 1, {"variant": "fleet"})]
     if cores < 2:
-        runs = [EngineRun("ortools", seed)] if unsupported else [EngineRun("pyvrp", seed, {"variant": "prizes"})]
+        runs = [ortools] if unsupported else [EngineRun("pyvrp", seed, {"variant": "prizes"})]
     return runs
 
 

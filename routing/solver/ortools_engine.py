@@ -443,13 +443,20 @@ class _Model:
         routes = []
         for vehicle in self.problem.vehicles:
             nodes = []
-            for step in initial.get(vehicle.id, ()):
+            steps = list(initial.get(vehicle.id, ()))
+            while steps and steps[-1] in free_copies:
+                steps.pop()  # the last drop: folded into the way home here (see _square)
+            for step in steps:
                 if step in position:
                     nodes.append(position[step])
                 elif free_copies.get(step):
                     nodes.append(free_copies[step].pop(0))
             routes.append([self.manager.NodeToIndex(n) for n in nodes])
         return routes
+
+
+FLEET_STAGE = 0.2
+"""Share of the budget each smaller-fleet stage gets (see :func:`solve_ortools`)."""
 
 
 def solve_ortools(
@@ -461,12 +468,61 @@ def solve_ortools(
     params: OrToolsParams | None = None,
     initial: Mapping[str, Sequence[str]] | None = None,
     on_incumbent: OnIncumbent | None = None,
+    fleet_descent: bool = False,
 ) -> Routes:
     """Best routes found by ``deadline`` (a ``time.time()`` value). Tasks may be left out.
+
+    With ``fleet_descent``, the first search gets part of the budget; then, as long as the best
+    routes serve every task, each stage searches again with the vehicles they use less the one
+    doing least. Guided local search seldom empties a route by itself, and each vehicle on the
+    road drives out and home (and, a bus, to a lab). The cheapest answer wins.
 
     OR-Tools' routing search is deterministic for a given model and parameters; ``seed`` is
     accepted for a uniform engine signature.
     """
+    if not fleet_descent:
+        return _search(problem, task_ids, deadline, params, initial, on_incumbent)[0]
+    budget = deadline - time.time()
+    stage_s = FLEET_STAGE * budget
+    best, best_cost = _search(problem, task_ids, deadline - 3 * stage_s, params, initial, on_incumbent)
+    best_fleet, current, tasks = problem.vehicles, best, set(task_ids)
+    while current and time.time() < deadline - 1.0:
+        used = [v for v in problem.vehicles if current.get(v.id)]
+        if _left_out(problem, tasks, current) or len(used) < 2:
+            break
+        idlest = min(used, key=lambda v: (sum(1 for s in current[v.id] if s in tasks), v.id))
+        fleet = tuple(v for v in used if v.id != idlest.id)
+        # A fresh search: started from the best routes less one, it stayed in their basin (measured).
+        routes, cost = _search(problem.replace(vehicles=fleet), task_ids, min(deadline, time.time() + stage_s),
+                               params, None, on_incumbent)
+        if cost is None:
+            break
+        if best_cost is None or cost < best_cost:
+            best, best_cost, best_fleet = routes, cost, fleet
+        current = routes
+    if time.time() < deadline - 1.0:  # time left: go on from the best
+        routes, cost = _search(problem.replace(vehicles=best_fleet), task_ids, deadline, params, best, on_incumbent)
+        if cost is not None and (best_cost is None or cost < best_cost):
+            best = routes
+    return best
+
+
+def _left_out(problem: Problem, tasks: set[str], routes: Routes) -> set[str]:
+    """Tasks the routes do not serve, but for stops whose alternative (a stop of their group) they do."""
+    served = {step for steps in routes.values() for step in steps}
+    groups = {stop.group for stop in problem.stops if stop.id in served and stop.group is not None}
+    return {t for t in tasks - served if not (isinstance(task := problem.task(t), BusStop) and task.group in groups)}
+
+
+def _search(
+    problem: Problem,
+    task_ids: Sequence[str],
+    deadline: float,
+    params: OrToolsParams | None,
+    initial: Mapping[str, Sequence[str]] | None,
+    on_incumbent: OnIncumbent | None,
+) -> tuple[Routes, int | None]:
+    """One search to ``deadline``: the routes and their cost in the engine's objective."""
     params = params or OrToolsParams()
     model = _Model(problem, task_ids)
     routing = model.routing
@@ -497,10 +553,11 @@ def solve_ortools(
         if assignment is None:
             assignment = routing.SolveWithParameters(search)
         if assignment is not None:
-            return model.with_breaks(assignment, model.routes_of(partial(_next, assignment, routing)))
+            routes = model.with_breaks(assignment, model.routes_of(partial(_next, assignment, routing)))
+            return routes, int(assignment.ObjectiveValue())
         if time.time() >= deadline:
             break
-    return {}
+    return {}, None
 
 
 def _next(assignment: pywrapcp.Assignment, routing: pywrapcp.RoutingModel, index: int) -> int:

@@ -89,6 +89,7 @@ def run_engine(
             params=params,
             initial=initial,
             on_incumbent=on_incumbent,
+            fleet_descent=variant == "fleet",
         )
     raise ValueError(f"unknown engine {run.engine!r}")
 

@@ -5,6 +5,8 @@ Every solver result is checked by the independent evaluator (through ``solved``)
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from routing.coverage import choose_stops
@@ -12,6 +14,7 @@ from routing.evaluate import evaluate
 from routing.model import Break, TimeWindow
 from routing.plan import Plan, Reason, StepKind, ViolationKind
 from routing.solver import solve
+from routing.solver.ortools_engine import solve_ortools
 from tests.routing.street import DAY, H, bus, district_problem, lab, stop, team, visit
 
 
@@ -99,6 +102,32 @@ def test_a_stand_in_never_pairs_alternatives_of_two_chosen_stops() -> None:
     plan = solved(problem)
     assert len([s for s in plan.route("b1").steps if s.kind is StepKind.STOP]) == 2
     assert all(a.covered for a in plan.coverage)
+
+
+def test_fleet_descent_keeps_buses_off_the_road_when_fewer_can_serve_every_stop() -> None:
+    # One bus has time for all four stops; each extra bus would drive out to the far end and back.
+    problem = district_problem(
+        vehicles=[bus(f"b{i}") for i in range(1, 5)],
+        stops=[stop(f"s{i}", 5000 + 300 * i, people=60, required=True) for i in range(4)],
+    )
+    ids = [s.id for s in problem.stops]
+    routes = solve_ortools(problem, ids, deadline=time.time() + 3.0, fleet_descent=True)
+    evaluation = evaluate(problem, routes)
+    assert evaluation.feasible and not evaluation.missing
+    assert len([r for r in evaluation.routes if r.is_used]) == 1
+
+
+def test_fleet_descent_stops_when_a_smaller_fleet_would_leave_stops_out() -> None:
+    # Each stop takes over half of a bus's 8-hour day (1,400 people through 2 lanes at 20 s, and
+    # setting up): both buses are needed.
+    problem = district_problem(
+        vehicles=[bus("b1", lanes=2), bus("b2", lanes=2)],
+        stops=[stop("east", 3000, people=1400, required=True), stop("west", 6000, people=1400, required=True)],
+    )
+    routes = solve_ortools(problem, ["east", "west"], deadline=time.time() + 2.0, fleet_descent=True)
+    evaluation = evaluate(problem, routes)
+    assert evaluation.feasible and not evaluation.missing
+    assert len([r for r in evaluation.routes if r.is_used]) == 2
 
 
 def test_alternatives_group_never_uses_two_stops() -> None:
