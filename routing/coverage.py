@@ -170,7 +170,10 @@ def choose_stops(problem: Problem, *, time_limit_s: float = 5.0, seed: int = 0) 
     )
     solver = cp_model.CpSolver()
     solver.parameters.max_time_in_seconds = max(0.1, time_limit_s)
-    solver.parameters.num_workers = 1
+    # CP-SAT's portfolio (LP relaxations, LNS, ...) proves the district's choice optimal in 0.1 s
+    # on 2 cores, where one worker ran its whole limit (6 s, out of every part's budget) with a
+    # 12 % gap left. Equally good choices may then come out in either order from run to run.
+    solver.parameters.num_workers = 8
     solver.parameters.random_seed = seed
     status = solver.solve(model)
     found = status in (cp_model.OPTIMAL, cp_model.FEASIBLE)

@@ -140,16 +140,20 @@ def _missing_penalty(problem: Problem, missing: Sequence[str]) -> float:
     """Visits and stops left out; with demand areas, people left without a stop in reach."""
     objective = problem.objective
     penalty = 0.0
+    left_out = set(missing)
+    groups_used = {s.group for s in problem.stops if s.group is not None and s.id not in left_out}
     for task_id in missing:
         task = problem.task(task_id)
         if isinstance(task, BusStop) and problem.areas and not task.required:
             continue  # with areas, a stop is worth the people it covers, counted below
+        if isinstance(task, BusStop) and task.group in groups_used:
+            continue  # its alternative is used: at most one of a group may be
         penalty += objective.penalty_of(task)
     if problem.areas:
         from routing.coverage import walk_matrix  # the evaluator's one shared helper: distances only
 
         walk = walk_matrix(problem)
-        served = [j for j, stop in enumerate(problem.stops) if stop.id not in set(missing)]
+        served = [j for j, stop in enumerate(problem.stops) if stop.id not in left_out]
         for i, area in enumerate(problem.areas):
             if not served or not (walk[i, served] <= area.walk_limit_m).any():
                 penalty += objective.stop_penalty_per_person * area.population

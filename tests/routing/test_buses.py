@@ -155,6 +155,7 @@ def test_listed_alternatives_are_routed_one_at_most_and_the_other_says_why() -> 
     assert "square" in used and len([s for s in used if s.startswith("gate")]) == 1
     (other,) = plan.unassigned
     assert other.reason is Reason.ALTERNATIVE_USED and other.kind == "stop"
+    assert evaluate(problem, {"b1": used}).penalty == 0  # the unused gate is no loss
     assert f'"{next(s for s in used if s.startswith("gate"))}"' in other.detail
 
 
