@@ -284,7 +284,8 @@ def rest_of_day_for(
     extra = [(v.id, v.location) for v in new_visits] + [(f"position of {k}", p) for k, p in ask.positions.items()]
     profiles = sorted({v.profile for v in request.vehicles} | {v.profile for v in joined})
     extended: Mapping[str, TravelMatrix] | None = ask.matrices
-    if request.matrices is None:
+    # A plan routed on a network (a re-planned version keeps its matrices and names the network).
+    if request.matrices is None or (request.network is not None and registry is not None):
         if registry is None:
             raise ProblemError("this plan routes on a road network, which this server has not loaded")
         if extended is None:

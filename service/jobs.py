@@ -151,11 +151,13 @@ def progress_dict(progress: Any) -> dict[str, Any]:
     return out
 
 
-def network_matrices(
-    request: PlanRequest, registry: NetworkRegistry
-) -> tuple[dict[str, TravelMatrix], Callable[[str, list[tuple[float, float]]], list[list[float]] | None]]:
+Geometry = Callable[[str, list[tuple[float, float]]], list[list[float]] | None]
+"""Vehicle id and its route's points -> the line along the streets ([lon, lat] pairs), if any."""
+
+
+def network_matrices(request: PlanRequest, registry: NetworkRegistry) -> tuple[dict[str, TravelMatrix], Geometry]:
     """Travel matrices of a network-backed request, per profile, and a route-geometry function."""
-    from routing.matrix import route_geometry, travel_matrix
+    from routing.matrix import travel_matrix
 
     name = registry.resolve(request.network)
     points = [(site.location[0], site.location[1]) for site in request.sites]
@@ -168,6 +170,14 @@ def network_matrices(
         except ProblemError as error:
             raise site_error(error, request) from None
         matrices[profile] = TravelMatrix(matrix.durations_s, matrix.distances_m)
+    return matrices, road_geometry(request, registry)
+
+
+def road_geometry(request: PlanRequest, registry: NetworkRegistry) -> Geometry:
+    """The function drawing a vehicle's route along the streets of the request's network."""
+    from routing.matrix import route_geometry
+
+    name = registry.resolve(request.network)
     profiles = {v.id: v.profile for v in request.vehicles}
 
     def geometry(vehicle_id: str, route_points: list[tuple[float, float]]) -> list[list[float]] | None:
@@ -178,7 +188,7 @@ def network_matrices(
             return None
         return [[float(x), float(y)] for x, y, *_ in line.coords]
 
-    return matrices, geometry
+    return geometry
 
 
 def site_error(error: ProblemError, request: PlanRequest) -> ProblemError:
@@ -221,12 +231,14 @@ def run_job(
     with _Monitor(store, job, worker_id, interval, shutdown) as monitor:
         try:
             request = PlanRequest.model_validate(job.request)
-            geometry: Callable[[str, list[tuple[float, float]]], list[list[float]] | None] | None = None
+            geometry: Geometry | None = None
             matrices: Mapping[str, TravelMatrix] | None = None
             area_walk: np.ndarray | None = None
             if request.matrices is None:
                 matrices, geometry = network_matrices(request, registry)
                 area_walk = network_area_walk(request, registry)
+            elif request.network in registry.names:
+                geometry = road_geometry(request, registry)  # matrices given, streets to draw on
             problem = to_problem(request, matrices, area_walk_m=area_walk)
             if shutdown.is_set() and not monitor.cancelled.is_set():
                 store.release(plan_id, worker_id)

@@ -64,6 +64,8 @@ def check_request(request: PlanRequest, settings: Settings, networks: NetworkReg
     limit = time_limit(request, settings)
     if request.matrices is not None:
         to_problem(request)
+        if request.network is not None:
+            networks.resolve(request.network)  # with matrices it only draws: it must still exist
         return limit
     name = networks.resolve(request.network)
     n = len(request.sites)

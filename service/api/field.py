@@ -206,7 +206,8 @@ def replan(
         reassignment_cost=body.reassignment_cost,
         matrices={p: m.to_travel_matrix() for p, m in body.matrices.items()} if body.matrices else None,
     )
-    rest, base, retried = rest_of_day_for(chain, ask, networks if current.matrices is None else None)
+    on_network = current.matrices is None or current.network is not None
+    rest, base, retried = rest_of_day_for(chain, ask, networks if on_network else None)
     options = body.options.model_dump(mode="json", exclude_unset=True)
     options.setdefault("time_limit_s", row.time_limit_s)
     options["initial_routes"] = rest.initial
@@ -214,8 +215,10 @@ def replan(
     extra = {s: dict(entry) for s, (kind, entry) in chain.tasks().items() if kind == "visit"}
     extra |= {v.id: v.model_dump(mode="json", exclude_unset=True) for v in body.new_visits}
     name = f"{(chain.root.name or 'plan')} (v{row.version + 1})"
-    request = PlanRequest.model_validate(request_of(rest.problem, base=base, extra_items=extra, options=options,
-                                                    name=name))
+    document = request_of(rest.problem, base=base, extra_items=extra, options=options, name=name)
+    if on_network:  # the new version's routes are drawn on the same streets, and its re-plans too
+        document["network"] = networks.resolve(base.network)
+    request = PlanRequest.model_validate(document)
     limit = check_request(request, settings, networks)
     new = store.create(stored_request(request), name=request.name, time_limit_s=limit,
                        visits=len(request.visits), vehicles=len(request.vehicles), parent=row)

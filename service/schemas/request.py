@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field
 
 from routing.model import DEFAULT_MAX_SAMPLE_AGE_S, HORIZON_S
 from service.schemas.buses_in import AreaIn, LabIn, StopIn
@@ -49,8 +49,8 @@ class PlanRequest(_In):
     name: str | None = Field(default=None, max_length=200, description="A label for listings.")
     network: str | None = Field(
         default=None,
-        description="Road network to route on (see GET /v1/networks). Null with `matrices`; "
-        "null without `matrices`: the server's default network.",
+        description="Road network to route on (see GET /v1/networks); null: the server's default. "
+        "With `matrices` it only draws the routes' road geometry (a re-planned version's request).",
     )
     matrices: dict[Profile, MatrixIn] | None = Field(
         default=None,
@@ -70,12 +70,6 @@ class PlanRequest(_In):
     )
     options: OptionsIn = Field(default_factory=OptionsIn)
     objective: ObjectiveIn = Field(default_factory=ObjectiveIn)
-
-    @model_validator(mode="after")
-    def _network_or_matrices(self) -> PlanRequest:
-        if self.matrices is not None and self.network is not None:
-            raise ValueError("give either `network` or `matrices`, not both")
-        return self
 
     @property
     def sites(self) -> list[DepotIn | VisitIn | StopIn | LabIn]:

@@ -94,8 +94,9 @@ CASES = [
                  "allows at most 60 s", id="time limit over the maximum"),
     pytest.param(_set(("options", "engine"), "gurobi"), 422, ["body", "options", "engine"],
                  "'auto', 'ortools' or 'pyvrp'", id="unknown engine"),
-    pytest.param(_set(("network",), "helsinki"), 422, ["body"], "either `network` or `matrices`",
-                 id="network and matrices"),
+    # With matrices, a network only draws the routes: it must still be one the server has.
+    pytest.param(_set(("network",), "helsinki"), 422, ["body", "network"], 'unknown network "helsinki"',
+                 id="matrices and an unknown network"),
     pytest.param(_drop_matrices, 422, ["body", "network"], "no road network: give `matrices`",
                  id="no matrices and no network on the server"),
     pytest.param(_visits(6), 422, ["body", "visits"], "6 visits is more than this server plans at once (5)",

@@ -110,3 +110,29 @@ def test_sites_the_network_cannot_reach_are_422(
     assert response.status_code == 422, response.text
     detail = response.json()["detail"][0]
     assert detail["loc"] == loc and message in detail["msg"]
+
+
+def test_replans_of_a_plan_on_roads_keep_their_streets_and_take_new_visits_without_matrices(
+    client: TestClient,
+) -> None:
+    first = client.post("/v1/plans?wait=true", json=helsinki_request()).json()
+    route = next(r for r in first["plan"]["routes"] if any(s["kind"] == "visit" for s in r["steps"]))
+    done = next(s["id"] for s in route["steps"] if s["kind"] == "visit")
+    event = {"vehicle_id": route["vehicle_id"], "step_id": done, "outcome": "done", "at": "09:30",
+             "people_sampled": 1}
+    recorded = client.post(f"/v1/plans/{first['id']}/events", json=event)
+    assert recorded.status_code in (200, 201), recorded.text
+    plan_id = first["id"]
+    for version, (visit_id, location) in enumerate([("urgent-1", [24.9390, 60.1690]),
+                                                    ("urgent-2", [24.9460, 60.1730])], start=2):
+        body = {"now": f"{8 + version}:00", "options": {"time_limit_s": 2},
+                "new_visits": [{"id": visit_id, "location": location, "people": 1, "priority": "urgent"}]}
+        response = client.post(f"/v1/plans/{plan_id}/replan?wait=true", json=body)
+        assert response.status_code == 200, response.text
+        assert response.json()["version"] == version
+        plan_id = response.json()["id"]
+        document = client.get(f"/v1/plans/{plan_id}").json()["plan"]
+        served = {s["id"] for r in document["routes"] for s in r["steps"]}
+        assert visit_id in served and document["violations"] == []
+        assert all(r["geometry"] and len(r["geometry"]["coordinates"]) >= 2
+                   for r in document["routes"] if len(r["steps"]) > 2)  # drawn along the streets
