@@ -8,8 +8,12 @@ every run's final routes to judge with the evaluator.
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing as mp
+import os
 import queue
+import signal
+import sys
 import threading
 import time
 import traceback
@@ -21,6 +25,9 @@ from typing import Any
 from routing.model import Problem
 
 Routes = dict[str, list[str]]
+
+FORKSERVER_PRELOAD = ["routing.solver._forkserver", "routing.solver.ortools_engine", "pyvrp"]
+"""What the forkserver imports once, so each engine process starts ready (and dies with its caller)."""
 
 GRACE_S = 2.0
 """How long past the deadline a run may take to hand back its answer before it is killed."""
@@ -102,6 +109,7 @@ def _worker(
     initial: Mapping[str, Sequence[str]] | None,
     out: Any,
 ) -> None:
+    _die_with_parent()
     last_sent = [0.0]
 
     def on_incumbent(cost: int, routes: Routes) -> None:
@@ -127,7 +135,7 @@ def _context() -> BaseContext:
     # or its start (importing the engines, and the caller's main module) eats the first budget.
     if "forkserver" in methods:
         ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(["routing.solver.portfolio", "routing.solver.ortools_engine", "pyvrp"])
+        ctx.set_forkserver_preload(FORKSERVER_PRELOAD)
         return ctx
     return mp.get_context("spawn")
 
@@ -142,8 +150,23 @@ def warm_up() -> None:
         from multiprocessing import forkserver
 
         ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(["routing.solver.portfolio", "routing.solver.ortools_engine", "pyvrp"])
+        ctx.set_forkserver_preload(FORKSERVER_PRELOAD)
         forkserver.ensure_running()
+
+
+def _die_with_parent() -> None:
+    """Have the kernel kill this engine process when its parent dies (Linux).
+
+    A worker killed outright (SIGKILL, out of memory) must not leave its engines searching on to
+    their deadlines. A watchdog thread could not do it: OR-Tools holds the GIL while it searches.
+    The parent is the caller (fork) or the forkserver, which does the same (``_forkserver``).
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() == 1:  # the parent was gone before the call
+        os._exit(1)
 
 
 @dataclass(frozen=True, slots=True)

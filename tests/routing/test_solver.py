@@ -5,6 +5,13 @@ Most tests run one engine in-process for speed; the portfolio (worker processes)
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import pytest
 
 from routing.errors import ProblemError
@@ -268,3 +275,66 @@ def test_explaining_many_optional_visits_is_bounded(monkeypatch: pytest.MonkeyPa
     plan = solved(problem)
     assert len(plan.unassigned) == 20
     assert {u.reason for u in plan.unassigned} == {Reason.NOT_WORTH_SERVING}
+
+
+# A caller that solves for a minute; with "threads" it has a second thread, so its engines start
+# from a forkserver (as in the service's workers), otherwise they are forked from it directly.
+LONG_SOLVE = """
+import sys, threading, time
+from routing.solver import solve
+from tests.routing.street import street_problem, team, visit
+if sys.argv[1] == "threads":
+    threading.Thread(target=time.sleep, args=(120,), daemon=True).start()
+problem = street_problem([visit(f"v{i}", 300 * i) for i in range(1, 40)], [team(f"t{k}") for k in range(4)])
+print("solving", flush=True)
+solve(problem, time_limit_s=60, seed=1, engine="ortools", cores=2)
+"""
+
+
+def _descendants(pid: int) -> set[int]:
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signals are Linux's")
+@pytest.mark.parametrize("mode", ["fork", "threads"])
+def test_engines_stop_when_their_caller_is_killed(mode: str) -> None:
+    root = Path(__file__).parents[2]
+    with subprocess.Popen([sys.executable, "-c", LONG_SOLVE, mode], cwd=root, stdout=subprocess.PIPE,
+                          text=True) as caller:
+        try:
+            assert caller.stdout is not None and caller.stdout.readline().strip() == "solving"
+            deadline = time.monotonic() + 20
+            engines: set[int] = set()
+            while time.monotonic() < deadline and not engines:
+                time.sleep(0.2)
+                engines = {p for p in _descendants(caller.pid) if _running(p)}
+            assert engines, "the solve started no engine process"
+            time.sleep(1.0)  # the engines are searching
+            os.kill(caller.pid, signal.SIGKILL)
+            caller.wait(timeout=10)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and any(_running(p) for p in engines):
+                time.sleep(0.2)
+            assert not any(_running(p) for p in engines), "engine processes outlived their caller"
+        finally:
+            if caller.poll() is None:
+                caller.kill()
