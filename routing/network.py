@@ -319,8 +319,22 @@ def _read_pbf(path: Path, profile: str) -> nx.MultiDiGraph:
     if edges is None or len(edges) == 0:
         raise NetworkError(f"{path} has no {profile} roads")
     # retain_all: we keep the largest *strongly* connected component ourselves and report it.
-    return osm.to_graph(nodes, edges, graph_type="networkx", osmnx_compatible=True, retain_all=True,
-                        progress=False)
+    graph = osm.to_graph(nodes, edges, graph_type="networkx", osmnx_compatible=True, retain_all=True,
+                         progress=False)
+    _stop_progress_monitor()
+    return graph
+
+
+def _stop_progress_monitor() -> None:
+    """Stop the monitor thread tqdm starts for pyrosm's progress bars (tqdm starts it again when
+    it needs it). With a second thread, a solve could no longer fork its engines and would start
+    a forkserver first (``routing.solver.portfolio``)."""
+    from tqdm import tqdm
+
+    monitor = getattr(tqdm, "monitor", None)
+    if monitor is not None:
+        monitor.exit()
+        tqdm.monitor = None
 
 
 def _read_xml(path: Path, profile: str) -> nx.MultiDiGraph:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import bz2
 import json
 import socket
+import threading
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -97,6 +98,14 @@ def test_pbf_drive_network_has_lengths_times_and_no_footways(aguascalientes_driv
     assert nx.is_strongly_connected(network.graph)
     report = network.report
     assert (report.nodes, report.edges) == (network.graph.number_of_nodes(), network.graph.number_of_edges())
+
+
+def test_reading_a_pbf_leaves_no_thread_behind() -> None:
+    # pyrosm's progress bars start tqdm's monitor thread; a second thread makes every later
+    # solve in this process start its engines from a forkserver instead of forking them.
+    before = threading.active_count()
+    load_network(osm_file("aguascalientes.osm.pbf"), profile="walk")
+    assert threading.active_count() == before
 
 
 def test_xml_reader_filters_ways_like_the_pbf_reader(aguascalientes_drive: RoadNetwork) -> None:
