@@ -228,12 +228,13 @@ def _stand_ins(
                 continue
             options.append(k)
         options.sort(key=lambda k: float(walk[served, k].max()))  # shortest longest walk first
-        for k in options[:STAND_INS]:
+        picked = options[:STAND_INS]
+        for k in picked:
             taken.add(k)
             if stops[k].group is not None:
                 group_owner[stops[k].group] = j
-        if options:
-            out[j] = options[:STAND_INS]
+        if picked:
+            out[j] = picked
     return out
 
 

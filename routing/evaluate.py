@@ -141,7 +141,7 @@ def _missing_penalty(problem: Problem, missing: Sequence[str]) -> float:
     objective = problem.objective
     penalty = 0.0
     left_out = set(missing)
-    groups_used = {s.group for s in problem.stops if s.group is not None and s.id not in left_out}
+    groups_used = problem.alternatives_used(left_out)
     for task_id in missing:
         task = problem.task(task_id)
         if isinstance(task, BusStop) and problem.areas and not task.required:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
 from types import MappingProxyType
@@ -671,6 +671,12 @@ class Problem:
     @property
     def tasks(self) -> tuple[Visit | BusStop, ...]:
         return (*self.visits, *self.stops)
+
+    def alternatives_used(self, left_out: Collection[str]) -> dict[str, str]:
+        """Alternatives group -> the stop of it that is served (not in ``left_out``): the group's
+        other stops are not missed, since at most one of a group is used."""
+        left_out = set(left_out)
+        return {s.group: s.id for s in self.stops if s.group is not None and s.id not in left_out}
 
     def vehicle(self, vehicle_id: str) -> Vehicle:
         for vehicle in self.vehicles:

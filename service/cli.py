@@ -22,6 +22,7 @@ from service.cli_ops import keys_app, purge
 
 if TYPE_CHECKING:
     from routing.solver import Progress as SolveProgress
+    from service.jobs import Geometry
 
 app = typer.Typer(
     name="doorstep",
@@ -172,7 +173,7 @@ def solve_command(
     except ValidationError as error:
         lines = [f"  {_where(e['loc'])}: {e['msg']}" for e in error.errors()]
         raise _fail(f"{problem_file} is not a valid plan request:\n" + "\n".join(lines)) from None
-    geometry: Callable[[str, list[tuple[float, float]]], list[list[float]] | None] | None = None
+    geometry: Geometry | None = None
     try:
         if request.matrices is None:
             from service.config import get_settings

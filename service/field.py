@@ -253,6 +253,12 @@ def _extended_network_matrices(
     return out
 
 
+def routes_on_network(request: PlanRequest) -> bool:
+    """Whether a plan's version is routed on a road network: its own request has no matrices, or,
+    a re-planned version, it keeps its matrices and names the network."""
+    return request.matrices is None or request.network is not None
+
+
 def rest_of_day_for(
     chain: Chain, ask: ReplanAsk, registry: NetworkRegistry | None
 ) -> tuple[RestOfDay, PlanRequest, list[str]]:
@@ -284,8 +290,7 @@ def rest_of_day_for(
     extra = [(v.id, v.location) for v in new_visits] + [(f"position of {k}", p) for k, p in ask.positions.items()]
     profiles = sorted({v.profile for v in request.vehicles} | {v.profile for v in joined})
     extended: Mapping[str, TravelMatrix] | None = ask.matrices
-    # A plan routed on a network (a re-planned version keeps its matrices and names the network).
-    if request.matrices is None or (request.network is not None and registry is not None):
+    if routes_on_network(request):
         if registry is None:
             raise ProblemError("this plan routes on a road network, which this server has not loaded")
         if extended is None:

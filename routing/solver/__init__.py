@@ -148,7 +148,8 @@ def solve(
         choice = choice.resolved({step for r in evaluation.routes for step in r.stop_ids})
         problem = problem.with_stops(choice.stops)
         evaluation = evaluate(problem, _orders(evaluation))
-        set_aside = {k: v for k, v in set_aside.items() if k in {t.id for t in problem.tasks}}
+        kept = {t.id for t in problem.tasks}
+        set_aside = {k: v for k, v in set_aside.items() if k in kept}
         coverage = choice.coverage
     unassigned = tuple(explain_missing(problem, evaluation, set_aside))
     return Plan(

@@ -510,7 +510,7 @@ def solve_ortools(
 def _left_out(problem: Problem, tasks: set[str], routes: Routes) -> set[str]:
     """Tasks the routes do not serve, but for stops whose alternative (a stop of their group) they do."""
     served = {step for steps in routes.values() for step in steps}
-    groups = {stop.group for stop in problem.stops if stop.id in served and stop.group is not None}
+    groups = problem.alternatives_used({t.id for t in problem.tasks} - served)
     return {t for t in tasks - served if not (isinstance(task := problem.task(t), BusStop) and task.group in groups)}
 
 

@@ -102,9 +102,7 @@ def explain_missing(problem: Problem, evaluation: Evaluation, set_aside: dict[st
     """A reason for every task in no route: the set-aside reason, or one read off the routes."""
     out: list[Unassigned] = []
     budget = [INSERTION_CHECKS]
-    used_of_group = {
-        stop.group: stop.id for stop in problem.stops if stop.group is not None and stop.id not in evaluation.missing
-    }
+    used_of_group = problem.alternatives_used(evaluation.missing)
     for task_id in evaluation.missing:
         if task_id in set_aside:
             out.append(set_aside[task_id])

@@ -28,7 +28,17 @@ from service.api.deps import (
     plan_of,
 )
 from service.auth import Principal, Role
-from service.field import Chain, ReplanAsk, carry_over, compare, load_chain, progress, request_of, rest_of_day_for
+from service.field import (
+    Chain,
+    ReplanAsk,
+    carry_over,
+    compare,
+    load_chain,
+    progress,
+    request_of,
+    rest_of_day_for,
+    routes_on_network,
+)
 from service.field_schemas import (
     CarryOverOut,
     CompareOut,
@@ -206,8 +216,7 @@ def replan(
         reassignment_cost=body.reassignment_cost,
         matrices={p: m.to_travel_matrix() for p, m in body.matrices.items()} if body.matrices else None,
     )
-    on_network = current.matrices is None or current.network is not None
-    rest, base, retried = rest_of_day_for(chain, ask, networks if on_network else None)
+    rest, base, retried = rest_of_day_for(chain, ask, networks)
     options = body.options.model_dump(mode="json", exclude_unset=True)
     options.setdefault("time_limit_s", row.time_limit_s)
     options["initial_routes"] = rest.initial
@@ -216,7 +225,7 @@ def replan(
     extra |= {v.id: v.model_dump(mode="json", exclude_unset=True) for v in body.new_visits}
     name = f"{(chain.root.name or 'plan')} (v{row.version + 1})"
     document = request_of(rest.problem, base=base, extra_items=extra, options=options, name=name)
-    if on_network:  # the new version's routes are drawn on the same streets, and its re-plans too
+    if routes_on_network(base):  # the new version is drawn on the same streets, and re-planned there
         document["network"] = networks.resolve(base.network)
     request = PlanRequest.model_validate(document)
     limit = check_request(request, settings, networks)
