@@ -175,16 +175,14 @@ def solve_command(
         raise _fail(f"{problem_file} is not a valid plan request:\n" + "\n".join(lines)) from None
     geometry: Geometry | None = None
     try:
-        if request.matrices is None:
-            from service.config import get_settings
-            from service.jobs import network_area_walk, network_matrices
-            from service.networks import NetworkRegistry
+        from service.config import get_settings
+        from service.jobs import problem_on_roads
+        from service.networks import NetworkRegistry
 
-            registry = NetworkRegistry(get_settings())
+        registry = NetworkRegistry(get_settings())
+        if request.matrices is None or request.network in registry.names:
             with console.status(f'routing on road network "{registry.resolve(request.network)}"'):
-                matrices, geometry = network_matrices(request, registry)
-                area_walk = network_area_walk(request, registry)
-            problem = to_problem(request, matrices, area_walk_m=area_walk)
+                problem, geometry = problem_on_roads(request, registry)
         else:
             problem = to_problem(request)
     except ProblemError as error:

@@ -35,7 +35,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from routing.errors import NetworkError, ProblemError
-from routing.model import TravelMatrix
+from routing.model import Problem, TravelMatrix
 from service.config import Settings
 from service.networks import NetworkRegistry
 from service.schemas import (
@@ -201,6 +201,19 @@ def site_error(error: ProblemError, request: PlanRequest) -> ProblemError:
     return error
 
 
+def problem_on_roads(request: PlanRequest, registry: NetworkRegistry) -> tuple[Problem, Geometry | None]:
+    """The request's problem, and how to draw its routes along the streets (None: no network to draw on).
+
+    Without ``matrices`` the travel matrices and the areas' walks come from the request's network;
+    with them, a network the request names (and we have) only draws the routes.
+    """
+    if request.matrices is None:
+        matrices, geometry = network_matrices(request, registry)
+        return to_problem(request, matrices, area_walk_m=network_area_walk(request, registry)), geometry
+    drawn = road_geometry(request, registry) if request.network in registry.names else None
+    return to_problem(request), drawn
+
+
 def network_area_walk(request: PlanRequest, registry: NetworkRegistry) -> np.ndarray | None:
     """Walking metres from each demand area to each bus stop on the network's walk profile
     (areas off the footways: ``inf``, so uncovered); None when there is nothing to walk."""
@@ -231,15 +244,7 @@ def run_job(
     with _Monitor(store, job, worker_id, interval, shutdown) as monitor:
         try:
             request = PlanRequest.model_validate(job.request)
-            geometry: Geometry | None = None
-            matrices: Mapping[str, TravelMatrix] | None = None
-            area_walk: np.ndarray | None = None
-            if request.matrices is None:
-                matrices, geometry = network_matrices(request, registry)
-                area_walk = network_area_walk(request, registry)
-            elif request.network in registry.names:
-                geometry = road_geometry(request, registry)  # matrices given, streets to draw on
-            problem = to_problem(request, matrices, area_walk_m=area_walk)
+            problem, geometry = problem_on_roads(request, registry)
             if shutdown.is_set() and not monitor.cancelled.is_set():
                 store.release(plan_id, worker_id)
                 return

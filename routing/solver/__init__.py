@@ -114,7 +114,7 @@ def solve(
         run = plan_runs(problem, task_ids, engine, seed, cores)[0]
         routes = run_engine(run, problem, task_ids, deadline, initial, lambda _c, r: incumbents.offer(run.label, 0, r))
         if routes is not None:
-            incumbents.offer(run.label, 0, routes)
+            incumbents.offer(run.label, 0, routes, repair=True)
     else:
         jobs = _jobs(problem, task_ids, engine, seed, cores)
         incumbents.part_problems = {int(job.run.options.get("part", 0)): job.problem for job in jobs}
@@ -128,7 +128,8 @@ def solve(
         )
         stats["runs"] = [
             {"engine": r.run.label, "error": r.error}
-            | (incumbents.offer(r.run.label, _part_of(jobs, r.run.label), r.routes) if r.routes is not None else {})
+            | (incumbents.offer(r.run.label, _part_of(jobs, r.run.label), r.routes, repair=True)
+               if r.routes is not None else {})
             for r in results
         ]
         if incumbents.best is None and all(r.error not in (None, "stopped", "did not finish in time") for r in results):
@@ -197,19 +198,32 @@ class _Incumbents:
         self.part_problems: dict[int, Problem] = {}
         self.best: tuple[Evaluation, str] | None = None
 
-    def offer(self, label: str, part: int, routes: Mapping[str, Sequence[str]]) -> dict[str, object]:
-        """Consider routes found for one part; returns their own cost and feasibility."""
-        own = evaluate(self.part_problems.get(part, self.problem), routes)
+    def offer(
+        self, label: str, part: int, routes: Mapping[str, Sequence[str]], *, repair: bool = False
+    ) -> dict[str, object]:
+        """Consider routes found for one part; returns their own cost and feasibility.
+
+        ``repair``: an engine's final answer that breaks a rule is first made feasible (the
+        tasks at fault taken out), so a long search that ends just over a limit the engine only
+        approximates still counts with everything else it serves.
+        """
+        part_problem = self.part_problems.get(part, self.problem)
+        own = evaluate(part_problem, routes)
+        reported: dict[str, object] = {"cost": own.cost, "feasible": own.feasible}
+        if repair and not own.feasible:
+            routes, removed = make_feasible(part_problem, routes)
+            own = evaluate(part_problem, routes)
+            reported["repaired"] = {"removed": len(removed), "feasible": own.feasible}
         key = _rank(own)
         if part not in self.parts or key < self.parts[part][0]:
             self.parts[part] = (key, {k: list(v) for k, v in routes.items()}, label)
+            # The parts share no vehicle and no task: the best plan is each part's best.
             merged = {k: v for _, r, _ in self.parts.values() for k, v in r.items()}
             whole = evaluate(self.problem, merged) if self.part_problems else own
             labels = "+".join(sorted({lbl for _, _, lbl in self.parts.values()}))
-            if self.best is None or _rank(whole) < _rank(self.best[0]):
-                self.best = (whole, labels)
-                self._report(whole, labels, merged)
-        return {"cost": own.cost, "feasible": own.feasible}
+            self.best = (whole, labels)
+            self._report(whole, labels, merged)
+        return reported
 
     def _report(self, evaluation: Evaluation, label: str, routes: Mapping[str, Sequence[str]]) -> None:
         if self.on_progress is None:

@@ -29,7 +29,6 @@ import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import partial
 
 import numpy as np
 from ortools.constraint_solver import pywrapcp, routing_enums_pb2
@@ -61,6 +60,23 @@ class OrToolsParams:
     first_solution: int = FIRST_SOLUTION.PARALLEL_CHEAPEST_INSERTION
     metaheuristic: int = METAHEURISTIC.GUIDED_LOCAL_SEARCH
     fallbacks: tuple[int, ...] = (FIRST_SOLUTION.LOCAL_CHEAPEST_INSERTION, FIRST_SOLUTION.ALL_UNPERFORMED)
+
+
+@dataclass(frozen=True, slots=True)
+class _Values:
+    """How to read a solution's variables: from the final assignment, or, inside a solution
+    callback, from the variables themselves (bound to the incumbent's values then)."""
+
+    value: Callable[[pywrapcp.IntVar], int]
+    start: Callable[[pywrapcp.IntervalVar], int]
+
+    @staticmethod
+    def of(assignment: pywrapcp.Assignment) -> _Values:
+        return _Values(lambda var: int(assignment.Value(var)), lambda interval: int(assignment.StartValue(interval)))
+
+
+BOUND = _Values(lambda var: int(var.Value()), lambda interval: int(interval.StartMin()))
+"""The incumbent's values, in a solution callback."""
 
 
 def lab_trips(problem: Problem, vehicle: Vehicle) -> int:
@@ -236,6 +252,7 @@ class _Model:
         routing.AddDimensionWithVehicleTransits(per_vehicle_time, HORIZON_S, HORIZON_S, False, "time")
         self.time = routing.GetDimensionOrDie("time")
         solver = routing.solver()
+        self.break_intervals: dict[int, list[pywrapcp.IntervalVar]] = {}
         for v_index, vehicle in enumerate(problem.vehicles):
             start, end = routing.Start(v_index), routing.End(v_index)
             self.time.CumulVar(start).SetRange(vehicle.shift.start_s, vehicle.shift.end_s)
@@ -256,9 +273,7 @@ class _Model:
                 service = self.service[v_index]
                 visit_transits = [service[self.manager.IndexToNode(i)] for i in range(routing.Size())]
                 self.time.SetBreakIntervalsOfVehicle(intervals, v_index, visit_transits)
-        self.break_vars = {
-            v_index: list(vehicle.breaks) for v_index, vehicle in enumerate(problem.vehicles) if vehicle.breaks
-        }
+                self.break_intervals[v_index] = intervals
 
     def _reassignment_costs(self, vehicle: Vehicle) -> np.ndarray:
         """Scaled cost of arriving at each node: a visit someone else had before costs extra."""
@@ -370,68 +385,53 @@ class _Model:
         lab = self.lab_of_node.get(node)
         return None if lab is None else lab.id
 
-    def routes_of(self, next_index: Callable[[int], int]) -> Routes:
-        """Task and lab ids in order per vehicle, from a function giving each index's next index."""
+    def routes_of(self, solution: _Values) -> Routes:
+        """Task, lab and break ids in order per vehicle, as a solution (or incumbent) has them."""
         routes: Routes = {}
         for v_index, vehicle in enumerate(self.problem.vehicles):
-            index = self.routing.Start(v_index)
-            order = []
-            last = self.manager.IndexToNode(index)
-            while not self.routing.IsEnd(index):
-                index = next_index(index)
-                node = self.manager.IndexToNode(index)
-                step = self.step_id(node)
-                if step is not None:
-                    order.append(step)
-                    last = node
-            if any(s in self._task_set for s in order):
-                if self.problem.labs:
-                    order.append(self.problem.labs[self.final_labs(v_index)[last]].id)  # the last drop
-                routes[vehicle.id] = order
+            indices = self._route_indices(solution, v_index)
+            order = [self.step_id(self.manager.IndexToNode(i)) or "" for i in indices]
+            if not any(s in self._task_set for s in order):
+                continue
+            if self.break_intervals.get(v_index):
+                order = self._with_breaks(solution, v_index, indices, order)
+            if self.problem.labs:
+                last = self.manager.IndexToNode(indices[-1])
+                order.append(self.problem.labs[self.final_labs(v_index)[last]].id)  # the last drop
+            routes[vehicle.id] = order
         return routes
 
     @property
     def _task_set(self) -> set[str]:
         return set(self.task_ids)
 
-    def with_breaks(self, assignment: pywrapcp.Assignment, routes: Routes) -> Routes:
-        """Insert each break that falls inside its route at its position by time."""
-        if not self.break_vars:
-            return routes
-        intervals = assignment.IntervalVarContainer()
-        starts = {intervals.Element(i).Var().Name(): intervals.Element(i).StartValue() for i in range(intervals.Size())}
-        out = dict(routes)
-        for v_index, breaks in self.break_vars.items():
-            vehicle = self.problem.vehicles[v_index]
-            if vehicle.id not in routes:
-                continue
-            route_start = assignment.Value(self.time.CumulVar(self.routing.Start(v_index)))
-            route_end = assignment.Value(self.time.CumulVar(self.routing.End(v_index)))
-            indices = self._route_indices(assignment, v_index)
-            service_starts = [int(assignment.Value(self.time.CumulVar(i))) for i in indices]
-            # The route's timed steps, then what routes_of appended (the final lab drop).
-            order, tail = routes[vehicle.id][: len(indices)], routes[vehicle.id][len(indices) :]
-            placed: list[tuple[int, int, str]] = []
-            for brk in breaks:
-                t = starts.get(f"{vehicle.id}:{brk.id}")
-                if t is None or t + brk.duration_s <= route_start or t >= route_end:
-                    continue  # taken before the day starts or after it ends
-                placed.append((sum(1 for s in service_starts if s < t), t, brk.id))
-            merged: list[str] = []
-            for position, step in enumerate([*order, None]):
-                merged.extend(b for p, _, b in sorted(placed) if p == position)
-                if step is not None:
-                    merged.append(step)
-            out[vehicle.id] = merged + tail
-        return out
+    def _with_breaks(self, solution: _Values, v_index: int, indices: list[int], order: list[str]) -> list[str]:
+        """The route's steps with each break that falls inside the route at its place by time."""
+        vehicle = self.problem.vehicles[v_index]
+        route_start = solution.value(self.time.CumulVar(self.routing.Start(v_index)))
+        route_end = solution.value(self.time.CumulVar(self.routing.End(v_index)))
+        service_starts = [solution.value(self.time.CumulVar(i)) for i in indices]
+        placed: list[tuple[int, int, str]] = []
+        for brk, interval in zip(vehicle.breaks, self.break_intervals[v_index], strict=True):
+            t = solution.start(interval)
+            if t + brk.duration_s <= route_start or t >= route_end:
+                continue  # taken before the day starts or after it ends
+            placed.append((sum(1 for s in service_starts if s < t), t, brk.id))
+        merged: list[str] = []
+        for position, step in enumerate([*order, None]):
+            merged.extend(b for p, _, b in sorted(placed) if p == position)
+            if step is not None:
+                merged.append(step)
+        return merged
 
-    def _route_indices(self, assignment: pywrapcp.Assignment, v_index: int) -> list[int]:
+    def _route_indices(self, solution: _Values, v_index: int) -> list[int]:
+        """The routing indices of the route's tasks and lab drops, in order."""
         indices = []
-        index = assignment.Value(self.routing.NextVar(self.routing.Start(v_index)))
+        index = solution.value(self.routing.NextVar(self.routing.Start(v_index)))
         while not self.routing.IsEnd(index):
             if self.step_id(self.manager.IndexToNode(index)) is not None:
                 indices.append(index)
-            index = assignment.Value(self.routing.NextVar(index))
+            index = solution.value(self.routing.NextVar(index))
         return indices
 
     def initial_indices(self, initial: Mapping[str, Sequence[str]]) -> list[list[int]]:
@@ -534,7 +534,7 @@ def _search(
             return
         best[0] = cost
         if on_incumbent is not None:
-            on_incumbent(cost, model.routes_of(lambda i: routing.NextVar(i).Value()))
+            on_incumbent(cost, model.routes_of(BOUND))
 
     routing.AddAtSolutionCallback(report)
     strategies = (params.first_solution, *params.fallbacks)
@@ -553,12 +553,8 @@ def _search(
         if assignment is None:
             assignment = routing.SolveWithParameters(search)
         if assignment is not None:
-            routes = model.with_breaks(assignment, model.routes_of(partial(_next, assignment, routing)))
+            routes = model.routes_of(_Values.of(assignment))
             return routes, int(assignment.ObjectiveValue())
         if time.time() >= deadline:
             break
     return {}, None
-
-
-def _next(assignment: pywrapcp.Assignment, routing: pywrapcp.RoutingModel, index: int) -> int:
-    return int(assignment.Value(routing.NextVar(index)))

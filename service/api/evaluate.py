@@ -14,9 +14,9 @@ from routing.model import Problem
 from routing.plan import Plan
 from service.api.deps import NetworksDep, ReaderDep, StoreDep, plan_of
 from service.field_schemas import EvaluateIn, EvaluateOut
-from service.jobs import network_area_walk, network_matrices
+from service.jobs import problem_on_roads
 from service.privacy import redact_document
-from service.schemas import PlanRequest, addresses_of, plan_document, to_problem
+from service.schemas import PlanRequest, addresses_of, plan_document
 
 router = APIRouter(prefix="/v1", tags=["plan mode"])
 
@@ -50,13 +50,7 @@ def evaluate_routes(body: EvaluateIn, store: StoreDep, networks: NetworksDep, pr
     else:
         assert body.problem is not None
         request = body.problem
-    area_walk = None
-    if request.matrices is None:
-        matrices, _ = network_matrices(request, networks)
-        area_walk = network_area_walk(request, networks)
-        problem = to_problem(request, matrices, area_walk_m=area_walk)
-    else:
-        problem = to_problem(request)
+    problem, _ = problem_on_roads(request, networks)
     _check_ids(problem, body.routes)
     evaluation = evaluate(problem, body.routes)
     plan = Plan(routes=evaluation.routes, unassigned=(), violations=evaluation.violations,

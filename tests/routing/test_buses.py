@@ -308,3 +308,37 @@ def test_a_team_with_a_lunch_break_still_ends_at_the_lab() -> None:
     plan = solved(problem)
     kinds = [k for k, _ in steps_of(plan, "t1")]
     assert kinds[-1] is StepKind.LAB and StepKind.BREAK in kinds
+
+
+def test_a_part_whose_answer_breaks_a_rule_holds_back_neither_the_other_part_nor_its_own_tasks() -> None:
+    """Parts are judged apart: the teams' answer running late must not keep the plan at the buses'
+    first draft, and an engine's final answer over a limit is repaired, not thrown away."""
+    from routing.solver import _Incumbents
+    from routing.solver.parts import independent_parts
+
+    late = TimeWindow(8 * H, 8 * H + 400)  # "door1" is 350 m on and the team walks at about 1.3 m/s
+    problem = district_problem(
+        vehicles=[bus("bus-1"), team("team-1", profile="walk")],
+        visits=[visit("door0", 100, demand={"tubes": 1}), visit("door1", 2000, demand={"tubes": 1}, time_windows=(late,))],
+        stops=[stop("plaza0", 1500, people=100, demand={"tubes": 10}), stop("plaza1", 2500, people=100,
+                                                                             demand={"tubes": 10})],
+        labs=[lab("lab", 1000)],
+    )
+    parts = independent_parts(problem, ["door0", "door1", "plaza0", "plaza1"], at_most=2)
+    incumbents = _Incumbents(problem, time.time(), None)
+    incumbents.part_problems = {k: problem.subproblem(*part) for k, part in enumerate(parts)}
+    team_part = next(k for k, (vehicles, _) in enumerate(parts) if "team-1" in vehicles)
+    bus_part = 1 - team_part
+    incumbents.offer("buses", bus_part, {"bus-1": ["plaza0", "lab"]})
+    incumbents.offer("teams", team_part, {"team-1": ["door0", "door1", "lab"]})  # door1 reached late
+    incumbents.offer("buses", bus_part, {"bus-1": ["plaza0", "plaza1", "lab"]})
+    assert incumbents.best is not None
+    best, _ = incumbents.best
+    bus_steps = [s.id for s in next(r for r in best.routes if r.vehicle_id == "bus-1").steps[1:-1]]
+    assert best.missing == () and bus_steps == ["plaza0", "plaza1", "lab"]  # the buses' latest, not their first  # door1 is late: the team part's answer is still the only one
+
+    report = incumbents.offer("teams", team_part, {"team-1": ["door0", "door1", "lab"]}, repair=True)
+    assert report["feasible"] is False and report["repaired"] == {"removed": 1, "feasible": True}
+    best, _ = incumbents.best
+    assert best.feasible and set(best.missing) == {"door1"}
+    assert [s.id for s in next(r for r in best.routes if r.vehicle_id == "bus-1").steps[1:-1]] == bus_steps

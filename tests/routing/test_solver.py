@@ -130,6 +130,25 @@ def test_breaks_are_scheduled_inside_a_long_day() -> None:
     assert lunch.window.start_s <= brk.start_s <= lunch.window.end_s
 
 
+def test_every_incumbent_the_ortools_search_reports_has_its_breaks() -> None:
+    """Incumbents are judged by the evaluator as they come: one without its lunch break would
+    count as broken, and a long solve's progress (and best-so-far) would stall on the first."""
+    from routing.solver.ortools_engine import solve_ortools
+
+    lunch = Break("lunch", TimeWindow(11 * H, 13 * H), 1800)
+    problem = street_problem(
+        [visit(f"v{i}", 150 * i, setup_s=1800, per_person_s=0) for i in range(1, 11)],  # 5 h of doors
+        [team("t1", breaks=(lunch,))],
+    )
+    seen: list[dict[str, list[str]]] = []
+    final = solve_ortools(problem, [v.id for v in problem.visits], deadline=time.time() + 1.0,
+                          on_incumbent=lambda _cost, routes: seen.append(routes))
+    assert seen and seen[-1] == final
+    for routes in seen:
+        assert all("lunch" in order for order in routes.values()), routes
+        assert evaluate(problem, routes).feasible
+
+
 @pytest.mark.parametrize("engine", ENGINES)
 def test_open_end_and_separate_depots(engine: str) -> None:
     problem = street_problem(

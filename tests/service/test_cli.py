@@ -60,6 +60,26 @@ def test_solve_writes_the_plan_document_and_prints_a_summary(plan_file: Path) ->
     assert {s["address"] for s in route["steps"] if s["kind"] == "visit"} == {f"Katu {i}" for i in range(1, 5)}
 
 
+def test_solve_draws_routes_on_the_network_a_request_with_matrices_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A re-planned version's request carries matrices and names its network: the lines follow the streets."""
+    from service.config import DEFAULT_NETWORK, get_settings
+
+    monkeypatch.setenv("DOORSTEP_DATA_DIR", str(tmp_path / "data"))  # the network cache goes there
+    get_settings.cache_clear()
+    request, plan = tmp_path / "problem.json", tmp_path / "plan.json"
+    request.write_text(json.dumps(_tiny_request() | {"network": DEFAULT_NETWORK}))
+    try:
+        result = runner.invoke(app, ["solve", str(request), "-o", str(plan), "--time-limit", "1"])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    (route,) = json.loads(plan.read_text())["routes"]
+    assert route["geometry"]["type"] == "LineString"
+    assert len(route["geometry"]["coordinates"]) > len(route["steps"])  # along the streets, not stop to stop
+
+
 def test_solve_prints_the_summary_table(tmp_path: Path) -> None:
     request = tmp_path / "problem.json"
     request.write_text(json.dumps(_tiny_request()))
