@@ -3,7 +3,7 @@ Doorstep's stop selection against a simple baseline, in the same run.
 
     python -m bench.district PBF [--buses 13] [--teams 6] [--areas 150] [--stops 120]
         [--visits 300] [--labs 3] [--time-limit 120] [--seed 1] [--radius-km 6]
-        [--clusters N] [--out district.json]
+        [--clusters N] [--bound] [--out district.json]
 
 A seeded district (:mod:`bench.district_scenario`) is generated on the PBF's drive and walk
 networks. Travel matrices are computed with :mod:`routing.matrix` (drive for buses and vans,
@@ -15,6 +15,12 @@ counts against the budget, so each solve gets ``time limit - matrix time``.
   distance); every such stop is made required with the people of its areas, the other
   candidates and the areas are dropped (so nothing is chosen), and the result is routed with the
   same solver, budget and seed. An area is covered when its stop is in a route.
+- **cluster_bound** (``--bound``): what a perfect stop choice could at best save. Each cluster
+  (village, compound, school, factory) is served from one place, its first candidate stop, with
+  all its people that have any stop in walking reach (walking limits ignored there, so it covers
+  at least as many as any real choice; split into co-located stops where one stay could not
+  take them all), routed with the same solver and budget. No choice visits fewer places; its
+  driving is what stop choice cannot remove (between clusters, to the labs, out and home).
 
 Both are scored the same way from the plan (never from the solver's own figures): people
 covered, visits assigned, everything left out by reason, late samples (lab drops whose oldest
@@ -27,16 +33,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from bench.district_scenario import District, district_scenario
-from routing.model import BusStop, Problem, TravelMatrix, swab_tubes
+from routing.coverage import stop_capacity
+from routing.model import BusStop, Lab, Problem, TravelMatrix, swab_tubes
 from routing.network import RoadNetwork, load_network
 from routing.plan import Plan, ViolationKind
 
@@ -141,6 +150,44 @@ def baseline_problem(
     return problem, assignment
 
 
+def cluster_bound_problem(
+    district: District, matrices: Mapping[str, TravelMatrix], walk_m: np.ndarray
+) -> Problem:
+    """The cluster bound's problem: one place per cluster (see the module docstring)."""
+    limits = np.array([a.walk_limit_m for a in district.areas])
+    people: dict[str, int] = {}
+    for i, area in enumerate(district.areas):
+        if bool((walk_m[i] <= limits[i]).any()):
+            cluster = district.cluster_of[area.id]
+            people[cluster] = people.get(cluster, 0) + area.population
+    place: dict[str, BusStop] = {}
+    for stop in district.stops:
+        place.setdefault(district.cluster_of[stop.id], stop)
+    probe = district.problem(dict(matrices))
+    stops: list[BusStop] = []
+    site_of: list[int] = []
+    for cluster, count in people.items():
+        where = place[cluster]
+        room = max(1, stop_capacity(probe, where))
+        for k in range(math.ceil(count / room)):
+            share = min(room, count - k * room)
+            stops.append(replace(where, id=f"{where.id}-{k + 1}", people=share, required=True, group=None,
+                                 demand={"tubes": swab_tubes(share)}))
+            site_of.append(district.sites.index(where))
+    before = [i for i, site in enumerate(district.sites) if not isinstance(site, BusStop | Lab)]
+    labs = [i for i, site in enumerate(district.sites) if isinstance(site, Lab)]
+    index = before + site_of + labs
+    sub = np.ix_(index, index)
+    return Problem(
+        depots=district.depots,
+        vehicles=district.vehicles,
+        visits=district.visits,
+        stops=stops,
+        labs=district.labs,
+        matrices={profile: TravelMatrix(m.durations_s[sub], m.distances_m[sub]) for profile, m in matrices.items()},
+    )
+
+
 def late_samples(problem: Problem, plan: Plan) -> int:
     """Lab drops whose oldest sample is over the limit, plus samples never delivered.
 
@@ -219,6 +266,7 @@ def run(
     seed: int = 1,
     radius_km: float | None = 6.0,
     clusters: int | None = None,
+    bound: bool = False,
     solve: Solve | None = None,
     log: Callable[[str], None] = lambda _: None,
 ) -> dict[str, Any]:
@@ -265,6 +313,16 @@ def run(
     )
     log(f"baseline: {baseline['people_covered']} people, {baseline['visits_assigned']} visits, "
         f"{baseline['solve_s']} s")
+    sides = {"doorstep": doorstep, "baseline": baseline}
+    if bound:
+        ideal = cluster_bound_problem(district, matrices, walk_m)
+        t = time.monotonic()
+        ideal_plan = solve(ideal, time_limit_s=remaining, seed=seed)
+        sides["cluster_bound"] = measure(ideal, ideal_plan, matrix_s + time.monotonic() - t,
+                                         people_total=district.people_total)
+        served = {stop_id for route in ideal_plan.used_routes for stop_id in route.stop_ids}
+        sides["cluster_bound"]["people_covered"] = sum(s.people for s in ideal.stops if s.id in served)
+        log(f"cluster bound: {len(ideal.stops)} stops, {sides['cluster_bound']['total_drive_s']} s driving")
     return {
         "scenario": {
             "network": drive.name,
@@ -283,9 +341,9 @@ def run(
             "max_sample_age_s": problem.max_sample_age_s,
             "baseline_stops": len(base.stops),
         },
-        "doorstep": doorstep,
-        "baseline": baseline,
+        **sides,
         "ratios": ratios(doorstep, baseline),
+        **({"bound_ratios": ratios(sides["cluster_bound"], baseline)} if bound else {}),
     }
 
 
@@ -303,18 +361,22 @@ def ratios(doorstep: Mapping[str, Any], baseline: Mapping[str, Any]) -> dict[str
 
 
 def table(document: Mapping[str, Any]) -> str:
-    """The comparison as a fixed-width text table."""
-    doorstep, baseline, ratio = document["doorstep"], document["baseline"], document["ratios"]
-    rows = [("", "doorstep", "baseline", "ratio")]
+    """The comparison as a fixed-width text table (with the cluster bound's columns when it ran)."""
+    sides = [side for side in ("doorstep", "baseline", "cluster_bound") if side in document]
+    ratio_columns = [("ratio", document["ratios"])]
+    if "bound_ratios" in document:
+        ratio_columns.append(("bound/base", document["bound_ratios"]))
+    rows = [("", *sides, *(title for title, _ in ratio_columns))]
     for name in (*FIELDS, "buses_used", "bus_drive_s", "stops_served", "lab_drops", "violations", "feasible"):
         if name == "unassigned_by_reason":
             continue
-        r = ratio.get(name)
-        rows.append((name, _fmt(doorstep.get(name)), _fmt(baseline.get(name)), "" if r is None else f"{r:.3f}"))
-    width = [max(len(row[i]) for row in rows) for i in range(4)]
+        cells = [_fmt(document[side].get(name)) for side in sides]
+        cells += ["" if r.get(name) is None else f"{r[name]:.3f}" for _, r in ratio_columns]
+        rows.append((name, *cells))
+    width = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(width[0]) if i == 0 else cell.rjust(width[i]) for i, cell in enumerate(row))
              for row in rows]
-    for side in ("doorstep", "baseline"):
+    for side in sides:
         reasons = document[side]["unassigned_by_reason"]
         lines.append(f"{side} left out: " + (", ".join(f"{k} {v}" for k, v in reasons.items()) or "nothing"))
     return "\n".join(lines)
@@ -344,6 +406,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--radius-km", type=float, default=6.0, help="district around the centre; 0: everything")
     parser.add_argument("--clusters", type=int, default=None,
                         help="villages, compounds, schools and factories (default: 2-3 candidate stops each)")
+    parser.add_argument("--bound", action="store_true",
+                        help="also route the cluster bound: one place per cluster (stop choice's best case)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     return parser.parse_args(argv)
 
@@ -358,7 +422,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     document = run(
         drive, walk, buses=args.buses, teams=args.teams, areas=args.areas, stops=args.stops, visits=args.visits,
         labs=args.labs, time_limit_s=args.time_limit, seed=args.seed, radius_km=args.radius_km or None,
-        clusters=args.clusters, log=lambda line: print(line, file=sys.stderr),
+        clusters=args.clusters, bound=args.bound, log=lambda line: print(line, file=sys.stderr),
     )
     print(table(document))
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -142,13 +142,19 @@ def _missing_penalty(problem: Problem, missing: Sequence[str]) -> float:
     penalty = 0.0
     left_out = set(missing)
     groups_used = problem.alternatives_used(left_out)
+    group_penalty: dict[str, float] = {}
     for task_id in missing:
         task = problem.task(task_id)
         if isinstance(task, BusStop) and problem.areas and not task.required:
             continue  # with areas, a stop is worth the people it covers, counted below
-        if isinstance(task, BusStop) and task.group in groups_used:
-            continue  # its alternative is used: at most one of a group may be
+        if isinstance(task, BusStop) and task.group is not None:
+            # At most one of a group may be used: a group left out is one stop missed (its dearest),
+            # and none when another of its stops is used.
+            if task.group not in groups_used:
+                group_penalty[task.group] = max(group_penalty.get(task.group, 0.0), objective.penalty_of(task))
+            continue
         penalty += objective.penalty_of(task)
+    penalty += sum(group_penalty.values())
     if problem.areas:
         from routing.coverage import walk_matrix  # the evaluator's one shared helper: distances only
 

@@ -28,7 +28,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from multiprocessing.context import SpawnProcess
 from typing import Any, Protocol
 

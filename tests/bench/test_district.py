@@ -103,6 +103,31 @@ def test_the_baseline_sends_each_area_to_its_nearest_stop_in_reach(district: Dis
     assert problem.matrices["drive"].durations_s[sub.index(only), -len(district.labs)] == durations[i, j]
 
 
+def test_the_cluster_bound_serves_each_cluster_from_one_place(district: District) -> None:
+    n = len(district.sites)
+    durations = np.arange(n * n, dtype=float).reshape(n, n)
+    matrices = {"drive": TravelMatrix(durations, durations), "walk": TravelMatrix(durations, durations)}
+    walk = np.full((len(district.areas), len(district.stops)), 300.0)
+    walk[0, :] = 900.0  # the first area has no stop in reach: the bound leaves it out too
+    problem = bench.cluster_bound_problem(district, matrices, walk)
+    first_stop = {}
+    for stop in district.stops:
+        first_stop.setdefault(district.cluster_of[stop.id], stop)
+    people: Counter[str] = Counter()
+    for area in district.areas[1:]:
+        people[district.cluster_of[area.id]] += area.population
+    served: Counter[str] = Counter()
+    for stop in problem.stops:
+        cluster = next(c for c, s in first_stop.items() if stop.id.startswith(s.id + "-"))
+        assert stop.location == first_stop[cluster].location and stop.required and stop.group is None
+        assert stop.people <= (3 * 3600 - 600) // 10  # one stay: 2 lanes at 20 s a person
+        served[cluster] += stop.people
+        i, j = district.sites.index(first_stop[cluster]), district.sites.index(district.labs[0])
+        assert problem.matrices["drive"].durations_s[problem.site_index(stop.id),
+                                                     problem.site_index(district.labs[0].id)] == durations[i, j]
+    assert served == people
+
+
 def test_the_benchmark_writes_both_sides_with_the_required_fields(tmp_path: Path) -> None:
     source = osm_file("aguascalientes.osm.pbf")
     out = tmp_path / "district.json"
@@ -125,15 +150,16 @@ def test_the_benchmark_writes_both_sides_with_the_required_fields(tmp_path: Path
             "2",
             "--radius-km",
             "0",
+            "--bound",
             "--out",
             str(out),
         ]
     )
     assert code == 0
     document = json.loads(out.read_text())
-    for side in ("doorstep", "baseline"):
+    for side in ("doorstep", "baseline", "cluster_bound"):
         assert set(bench.FIELDS) <= set(document[side]), side
         assert document[side]["people_total"] == document["scenario"]["people_total"]
         assert document[side]["visits_total"] == 5
         assert document[side]["solve_s"] < 2 * 2 + 1
-    assert set(document["ratios"]) == set(bench.RATIO_FIELDS)
+    assert set(document["ratios"]) == set(document["bound_ratios"]) == set(bench.RATIO_FIELDS)

@@ -156,6 +156,10 @@ def test_listed_alternatives_are_routed_one_at_most_and_the_other_says_why() -> 
     (other,) = plan.unassigned
     assert other.reason is Reason.ALTERNATIVE_USED and other.kind == "stop"
     assert evaluate(problem, {"b1": used}).penalty == 0  # the unused gate is no loss
+    # Neither gate: the compound is missed once (as the engine counts it), not once per gate.
+    square_only = evaluate(problem, {"b1": ["square"]}).penalty
+    gate_alone = evaluate(problem.subproblem(["b1"], ["gate-east", "square"]), {"b1": ["square"]}).penalty
+    assert square_only == gate_alone > 0
     assert f'"{next(s for s in used if s.startswith("gate"))}"' in other.detail
 
 
@@ -316,12 +320,13 @@ def test_a_part_whose_answer_breaks_a_rule_holds_back_neither_the_other_part_nor
     from routing.solver import _Incumbents
     from routing.solver.parts import independent_parts
 
-    late = TimeWindow(8 * H, 8 * H + 400)  # "door1" is 350 m on and the team walks at about 1.3 m/s
+    too_soon = TimeWindow(8 * H, 8 * H + 400)  # "door1" is 2 km out: no one on foot is there by 08:06
     problem = district_problem(
         vehicles=[bus("bus-1"), team("team-1", profile="walk")],
-        visits=[visit("door0", 100, demand={"tubes": 1}), visit("door1", 2000, demand={"tubes": 1}, time_windows=(late,))],
-        stops=[stop("plaza0", 1500, people=100, demand={"tubes": 10}), stop("plaza1", 2500, people=100,
-                                                                             demand={"tubes": 10})],
+        visits=[visit("door0", 100, demand={"tubes": 1}),
+                visit("door1", 2000, demand={"tubes": 1}, time_windows=(too_soon,))],
+        stops=[stop("plaza0", 1500, people=100, demand={"tubes": 10}),
+               stop("plaza1", 2500, people=100, demand={"tubes": 10})],
         labs=[lab("lab", 1000)],
     )
     parts = independent_parts(problem, ["door0", "door1", "plaza0", "plaza1"], at_most=2)
@@ -335,7 +340,8 @@ def test_a_part_whose_answer_breaks_a_rule_holds_back_neither_the_other_part_nor
     assert incumbents.best is not None
     best, _ = incumbents.best
     bus_steps = [s.id for s in next(r for r in best.routes if r.vehicle_id == "bus-1").steps[1:-1]]
-    assert best.missing == () and bus_steps == ["plaza0", "plaza1", "lab"]  # the buses' latest, not their first  # door1 is late: the team part's answer is still the only one
+    assert bus_steps == ["plaza0", "plaza1", "lab"]  # the buses' latest answer, not their first
+    assert not best.feasible and not best.missing  # door1 late: the teams' only answer so far
 
     report = incumbents.offer("teams", team_part, {"team-1": ["door0", "door1", "lab"]}, repair=True)
     assert report["feasible"] is False and report["repaired"] == {"removed": 1, "feasible": True}
