@@ -91,7 +91,7 @@ bench-matrix: $(VENV)/.installed-test
 bench-district: $(VENV)/.installed-test
 	@test -f $(SHARED)/osm/liechtenstein-latest.osm.pbf || { echo "no $(SHARED)/osm: set SHARED=path/to/shared"; exit 1; }
 	$(BIN)/python -m bench.district $(SHARED)/osm/liechtenstein-latest.osm.pbf --buses 13 --teams 6 --areas 150 \
-	    --stops 120 --visits 300 --labs 3 --time-limit 120 --seed 1
+	    --stops 120 --visits 300 --labs 3 --time-limit 120 --seed 1 --bound
 
 # Keeps .venv (rm -rf .venv to start over) and bench/results/.
 clean:
