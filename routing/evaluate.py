@@ -304,9 +304,12 @@ class _Walker:
         for brk in pending:
             free = self.t
             start = max(free, float(brk.window.start_s))
-            drive_left -= min(drive_left, start - free)
+            # Until the break is due the vehicle drives on: that time is not waiting, and leaving
+            # later cannot absorb it (only the idle rest, if it arrives before the break is due).
+            driven = min(drive_left, start - free)
+            drive_left -= driven
             at = site if drive_left == 0 else self.site
-            self.add(StepKind.BREAK, brk.id, at, free, start, float(brk.duration_s))
+            self.add(StepKind.BREAK, brk.id, at, free + driven, start, float(brk.duration_s))
             self.note_latest(brk.window.end_s, start)
             if start > brk.window.end_s + EPS_S:
                 self.violations.append(

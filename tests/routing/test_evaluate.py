@@ -99,6 +99,26 @@ def test_a_break_is_taken_in_its_window_and_may_interrupt_a_drive() -> None:
     assert b.arrival_s == a.departure_s + 4990 + 1800
 
 
+def test_leaving_later_never_eats_into_the_walk_before_a_break() -> None:
+    """The time walked before lunch is not waiting: the day may start later only by the idle time.
+
+    Walking to "b" (20 min) fits before lunch opens at 11:00 if "a" ends by 10:40. Counting
+    that walk as waiting once let the team leave 10 min too late and reach "b" at 11:50."""
+    lunch = Break("lunch", TimeWindow(11 * H, 12 * H), 1800)
+    problem = street_problem(
+        [
+            visit("a", 60, setup_s=600, per_person_s=0, time_windows=(TimeWindow(10 * H, 11 * H),)),
+            visit("b", 1260, setup_s=600, per_person_s=0, time_windows=(TimeWindow(11 * H + 1800, 11 * H + 2400),)),
+        ],
+        [team("t1", profile="walk", breaks=(lunch,))],
+    )
+    evaluation = evaluate(problem, {"t1": ["a", "lunch", "b"]})
+    assert evaluation.feasible, evaluation.violations
+    _, a, brk, b, _ = evaluation.routes[0].steps
+    assert a.departure_s <= 10 * H + 2400 and brk.start_s == 11 * H and b.start_s <= 11 * H + 2400
+    assert brk.arrival_s == a.departure_s + 1200 and brk.wait_s == brk.start_s - brk.arrival_s  # walked, then idle
+
+
 def test_a_break_the_route_works_through_is_missing_but_one_after_work_is_not() -> None:
     lunch = Break("lunch", TimeWindow(12 * H, 12 * H + 1800), 1800)
     late = [visit("a", 100, time_windows=(TimeWindow(15 * H, 16 * H),)), visit("b", 200)]
