@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -31,6 +32,8 @@ from routing.solver.reasons import explain_missing, unservable_tasks
 from routing.solver.repair import make_feasible
 
 ENGINES = ("auto", "ortools", "pyvrp")
+REPAIR_EVERY_S = 1.0
+"""How often per part an incumbent that breaks a rule is repaired (a few evaluations, in this process)."""
 
 __all__ = ["ENGINES", "Progress", "solve", "warm_up"]
 
@@ -114,7 +117,7 @@ def solve(
         run = plan_runs(problem, task_ids, engine, seed, cores)[0]
         routes = run_engine(run, problem, task_ids, deadline, initial, lambda _c, r: incumbents.offer(run.label, 0, r))
         if routes is not None:
-            incumbents.offer(run.label, 0, routes, repair=True)
+            incumbents.offer(run.label, 0, routes, final=True)
     else:
         jobs = _jobs(problem, task_ids, engine, seed, cores)
         incumbents.part_problems = {int(job.run.options.get("part", 0)): job.problem for job in jobs}
@@ -128,7 +131,7 @@ def solve(
         )
         stats["runs"] = [
             {"engine": r.run.label, "error": r.error}
-            | (incumbents.offer(r.run.label, _part_of(jobs, r.run.label), r.routes, repair=True)
+            | (incumbents.offer(r.run.label, _part_of(jobs, r.run.label), r.routes, final=True)
                if r.routes is not None else {})
             for r in results
         ]
@@ -197,20 +200,25 @@ class _Incumbents:
         self.parts: dict[int, tuple[tuple[bool, int, float], dict[str, list[str]], str]] = {}
         self.part_problems: dict[int, Problem] = {}
         self.best: tuple[Evaluation, str] | None = None
+        self._repaired_at: dict[int, float] = {}
 
     def offer(
-        self, label: str, part: int, routes: Mapping[str, Sequence[str]], *, repair: bool = False
+        self, label: str, part: int, routes: Mapping[str, Sequence[str]], *, final: bool = False
     ) -> dict[str, object]:
         """Consider routes found for one part; returns their own cost and feasibility.
 
-        ``repair``: an engine's final answer that breaks a rule is first made feasible (the
-        tasks at fault taken out), so a long search that ends just over a limit the engine only
-        approximates still counts with everything else it serves.
+        Routes that break a rule are first made feasible (the tasks at fault taken out): an
+        engine's ``final`` answer always, incumbents at most every :data:`REPAIR_EVERY_S` per part.
+        An engine only approximates some rules (OR-Tools' sample age leaves out waiting), and a
+        long search presses against them: repaired, its answer still counts with all else it
+        serves, and the best plan so far (progress, a solve stopped early) keeps up with it.
         """
         part_problem = self.part_problems.get(part, self.problem)
         own = evaluate(part_problem, routes)
         reported: dict[str, object] = {"cost": own.cost, "feasible": own.feasible}
-        if repair and not own.feasible:
+        now = time.monotonic()
+        if not own.feasible and (final or now - self._repaired_at.get(part, -math.inf) >= REPAIR_EVERY_S):
+            self._repaired_at[part] = now
             routes, removed = make_feasible(part_problem, routes)
             own = evaluate(part_problem, routes)
             reported["repaired"] = {"removed": len(removed), "feasible": own.feasible}
