@@ -51,6 +51,8 @@ class Evaluation:
     """Visit ids in no route."""
     travel_cost: float
     penalty: float
+    makespan_cost: float = 0.0
+    """``objective.makespan_cost_per_s`` times the first departure to the last return."""
 
     @property
     def feasible(self) -> bool:
@@ -58,7 +60,7 @@ class Evaluation:
 
     @property
     def cost(self) -> float:
-        return self.travel_cost + self.penalty
+        return self.travel_cost + self.makespan_cost + self.penalty
 
     @property
     def vehicles_used(self) -> int:
@@ -103,12 +105,15 @@ def evaluate(problem: Problem, routes: Mapping[str, Sequence[str]]) -> Evaluatio
     violations.extend(_alternatives_used_twice(problem, seen))
     missing = tuple(t.id for t in problem.tasks if t.id not in seen)
     penalty = _missing_penalty(problem, missing)
+    used = [r for r in scheduled if r.is_used]
+    makespan_s = max(r.steps[-1].start_s for r in used) - min(r.steps[0].start_s for r in used) if used else 0.0
     return Evaluation(
         routes=tuple(scheduled),
         violations=tuple(violations),
         missing=missing,
         travel_cost=sum(r.cost for r in scheduled),
         penalty=penalty,
+        makespan_cost=problem.objective.makespan_cost_per_s * makespan_s,
     )
 
 

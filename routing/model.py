@@ -472,6 +472,10 @@ class Objective:
     An optional visit left out costs its own ``penalty``. A bus stop left out costs
     ``stop_penalty_per_person`` for each person expected there. A visit served by another
     vehicle than its ``preferred_vehicle`` costs ``reassignment_cost`` (minimal disruption).
+
+    ``makespan_cost_per_s`` prices the day's makespan: from the first departure to the last
+    return of the vehicles used. Travel time alone packs the work onto few crews (one long day,
+    others idle); a makespan cost spreads it so everyone is home sooner.
     """
 
     duration_cost_per_s: float = 1.0
@@ -480,6 +484,7 @@ class Objective:
     priority_factor: float = 4.0
     stop_penalty_per_person: int = 1_000_000
     reassignment_cost: float = 0.0
+    makespan_cost_per_s: float = 0.0
 
     def __post_init__(self) -> None:
         names = (
@@ -488,6 +493,7 @@ class Objective:
             "unassigned_penalty",
             "stop_penalty_per_person",
             "reassignment_cost",
+            "makespan_cost_per_s",
         )
         for name in names:
             if getattr(self, name) < 0:

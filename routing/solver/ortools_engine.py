@@ -251,6 +251,9 @@ class _Model:
             per_vehicle_time.append(time_callbacks[key])
         routing.AddDimensionWithVehicleTransits(per_vehicle_time, HORIZON_S, HORIZON_S, False, "time")
         self.time = routing.GetDimensionOrDie("time")
+        if problem.objective.makespan_cost_per_s > 0:
+            # The global span is the latest end less the earliest start: the day's makespan.
+            self.time.SetGlobalSpanCostCoefficient(round(COST_SCALE * problem.objective.makespan_cost_per_s))
         solver = routing.solver()
         self.break_intervals: dict[int, list[pywrapcp.IntervalVar]] = {}
         for v_index, vehicle in enumerate(problem.vehicles):

@@ -48,6 +48,8 @@ def pyvrp_unsupported(problem: Problem, visit_ids: Sequence[str]) -> str | None:
         return "buses in a fleet with home visits"
     if problem.objective.reassignment_cost > 0 and any(v.preferred_vehicle for v in problem.visits):
         return "preferred vehicles (minimal disruption)"
+    if problem.objective.makespan_cost_per_s > 0:
+        return "a makespan cost"
     skill_sets = {v.skills for v in problem.vehicles}
     for vid in visit_ids:
         skills = problem.visit(vid).skills

@@ -114,4 +114,9 @@ class ObjectiveIn(_In):
     reassignment_cost: float = Field(
         default=0.0, ge=0, description="Cost of serving a visit with another vehicle than its `preferred_vehicle`."
     )
+    makespan_cost_per_s: float = Field(
+        default=0.0, ge=0,
+        description="Cost per second of the day's makespan (first departure to last return of the vehicles "
+        "used): above 0 it spreads the work over the crews so everyone is home sooner, at some extra travel.",
+    )
 

@@ -255,6 +255,29 @@ def test_unknown_engine_and_bad_time_limit_are_input_errors() -> None:
         solve(breaks, time_limit_s=1, engine="pyvrp")
 
 
+def test_a_makespan_cost_spreads_the_doors_over_the_teams() -> None:
+    """Travel time alone sends one team down the street for all six doors (the other stays home);
+    pricing the makespan gets both out and everyone home sooner, for a little more walking."""
+    doors = [visit(f"v{i}", 100 * i, setup_s=1800, per_person_s=0) for i in range(1, 7)]
+    teams = [team("t1", profile="walk"), team("t2", profile="walk")]
+    packed = solved(street_problem(doors, teams))
+    spread_problem = street_problem(doors, teams, objective=Objective(makespan_cost_per_s=1.0))
+    spread = solved(spread_problem)
+
+    def last_return(plan: Plan) -> float:
+        return max(r.steps[-1].start_s for r in plan.used_routes)
+
+    assert len(packed.used_routes) == 1 and len(spread.used_routes) == 2
+    assert last_return(spread) <= last_return(packed) - 2 * 1800
+    evaluation = evaluate(spread_problem, {r.vehicle_id: [s.id for s in r.steps[1:-1]] for r in spread.routes})
+    first_out = min(r.steps[0].start_s for r in spread.used_routes)
+    assert evaluation.makespan_cost == last_return(spread) - first_out
+    assert evaluation.cost == evaluation.travel_cost + evaluation.makespan_cost + evaluation.penalty
+    from routing.solver.pyvrp_engine import pyvrp_unsupported
+
+    assert pyvrp_unsupported(spread_problem, [v.id for v in spread_problem.visits]) == "a makespan cost"
+
+
 def test_objective_weights_change_what_is_cheapest() -> None:
     # Distance-only cost: walking 1 km costs the same as driving it; fixed cost decides.
     problem = street_problem(

@@ -102,6 +102,8 @@ CASES = [
     pytest.param(_visits(6), 422, ["body", "visits"], "6 visits is more than this server plans at once (5)",
                  id="too many visits"),
     pytest.param(_set(("depots",), []), 422, ["body", "depots"], "at least 1 item", id="no depot"),
+    pytest.param(_set(("objective",), {"makespan_cost_per_s": -1}), 422, ["body", "objective", "makespan_cost_per_s"],
+                 "greater than or equal to 0", id="negative makespan cost"),
 ]
 
 
