@@ -33,7 +33,10 @@ from routing.solver.repair import make_feasible
 
 ENGINES = ("auto", "ortools", "pyvrp")
 REPAIR_EVERY_S = 1.0
-"""How often per part an incumbent that breaks a rule is repaired (a few evaluations, in this process)."""
+"""How often per part, at most, an incumbent that breaks a rule is repaired (in this process)."""
+REPAIR_SHARE = 0.1
+"""Repairs of incumbents take at most about this share of this process's time: on a large plan a
+repair is many evaluations, and this process must keep reading the engines and the deadline."""
 
 __all__ = ["ENGINES", "Progress", "solve", "warm_up"]
 
@@ -200,7 +203,7 @@ class _Incumbents:
         self.parts: dict[int, tuple[tuple[bool, int, float], dict[str, list[str]], str]] = {}
         self.part_problems: dict[int, Problem] = {}
         self.best: tuple[Evaluation, str] | None = None
-        self._repaired_at: dict[int, float] = {}
+        self._next_repair: dict[int, float] = {}
 
     def offer(
         self, label: str, part: int, routes: Mapping[str, Sequence[str]], *, final: bool = False
@@ -208,7 +211,8 @@ class _Incumbents:
         """Consider routes found for one part; returns their own cost and feasibility.
 
         Routes that break a rule are first made feasible (the tasks at fault taken out): an
-        engine's ``final`` answer always, incumbents at most every :data:`REPAIR_EVERY_S` per part.
+        engine's ``final`` answer always, incumbents at most every :data:`REPAIR_EVERY_S` per part
+        (and within :data:`REPAIR_SHARE` of the time).
         An engine only approximates some rules (OR-Tools' sample age leaves out waiting), and a
         long search presses against them: repaired, its answer still counts with all else it
         serves, and the best plan so far (progress, a solve stopped early) keeps up with it.
@@ -216,12 +220,13 @@ class _Incumbents:
         part_problem = self.part_problems.get(part, self.problem)
         own = evaluate(part_problem, routes)
         reported: dict[str, object] = {"cost": own.cost, "feasible": own.feasible}
-        now = time.monotonic()
-        if not own.feasible and (final or now - self._repaired_at.get(part, -math.inf) >= REPAIR_EVERY_S):
-            self._repaired_at[part] = now
+        started = time.monotonic()
+        if not own.feasible and (final or started >= self._next_repair.get(part, -math.inf)):
             routes, removed = make_feasible(part_problem, routes)
             own = evaluate(part_problem, routes)
             reported["repaired"] = {"removed": len(removed), "feasible": own.feasible}
+            took = time.monotonic() - started
+            self._next_repair[part] = started + max(REPAIR_EVERY_S, took / REPAIR_SHARE)
         key = _rank(own)
         if part not in self.parts or key < self.parts[part][0]:
             self.parts[part] = (key, {k: list(v) for k, v in routes.items()}, label)
