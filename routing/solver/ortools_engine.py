@@ -9,8 +9,8 @@ heterogeneous vehicles and profiles, speed factors, fixed costs, minimal disrupt
 - each lab appears as several optional copies, so a vehicle can drop samples as often as needed;
 - at a lab every load dimension resets to zero (a negative transit absorbed by slack);
 - the last drop is folded into the way home: arriving at the end depot (or the open end) from a
-  task means going through a lab first (the one nearest home, or nearest the last task for an
-  open end). Insertion heuristics add one task at a time, and a task alone would be infeasible
+  task means going through a lab first (the one on the quickest way home from that task, or
+  the nearest for an open end). Insertion heuristics add one task at a time, and a task alone would be infeasible
   if a separate lab node had to come after it;
 - a sample-age dimension counts travel and service since the first task after the previous drop
   (it resets at labs and at the start), bounded by the sample-age limit less a margin for
@@ -168,26 +168,26 @@ class _Model:
 
     def final_labs(self, v_index: int) -> list[int]:
         """Per node, which lab (index into problem.labs) a route ending after it drops at last:
-        the lab nearest home, or for an open end the lab nearest that node."""
+        the one on the quickest way home from that node (for an open end, the nearest)."""
         if v_index not in self._final_labs:
             vehicle = self.problem.vehicles[v_index]
             full = self._travel(vehicle)
             n = len(self.sites)
-            handover = np.array([lab.handover_s for lab in self.problem.labs], dtype=np.int64)
-            if vehicle.end_depot is None:
-                choice = [int(k) for k in np.argmin(full[:n, n:] + handover[None, :], axis=1)]
-            else:
+            way = full[:n, n:] + np.array([lab.handover_s for lab in self.problem.labs], dtype=np.int64)[None, :]
+            if vehicle.end_depot is not None:
                 home = self.sites.index(self.problem.site_index(vehicle.end_depot))
-                choice = [int(np.argmin(full[n:, home] + handover))] * n
-            self._final_labs[v_index] = choice
+                way = way + full[n:, home][None, :]
+            self._final_labs[v_index] = [int(k) for k in np.argmin(way, axis=1)]
         return self._final_labs[v_index]
 
-    def _square(self, full: np.ndarray, v_index: int, per_drop: Sequence[int]) -> np.ndarray:
+    def _square(
+        self, full: np.ndarray, v_index: int, per_drop: Sequence[int], *, home_leg: bool = True
+    ) -> np.ndarray:
         """The node x node matrix (plus the open-end node) from a matrix over ``_all_sites``.
 
         The open end is reached from anywhere and never left. With labs, every arc into the
-        end passes the final lab drop (``per_drop`` is what a drop adds); depots never drop, so
-        an unused vehicle still costs nothing.
+        end passes the final lab drop (``per_drop`` is what a drop adds), then, with
+        ``home_leg``, goes on home; depots never drop, so an unused vehicle still costs nothing.
         """
         n = len(self.sites)
         size = n + (1 if self.open_end_node >= 0 else 0)
@@ -204,14 +204,22 @@ class _Model:
             out[rows, self.open_end_node] = via
         else:
             home = self.sites.index(self.problem.site_index(vehicle.end_depot))
-            out[rows, home] = via + full[lab_rows, home]
+            out[rows, home] = via + (full[lab_rows, home] if home_leg else 0)
         return out
 
     def _times(self, v_index: int, *, lab_reset: bool = False) -> list[list[int]]:
-        """Transit from a node = service there + travel: the time cumul is each service start."""
+        """Transit from a node = service there + travel: the time cumul is each service start.
+
+        ``lab_reset``: the sample age's transits, which reset at labs and at the end count only
+        up to the arrival at the final lab (the samples' age on delivery).
+        """
         vehicle = self.problem.vehicles[v_index]
         full = self._travel(vehicle)
-        times = self._square(full, v_index, [lab.handover_s for lab in self.problem.labs])
+        labs = self.problem.labs
+        if lab_reset:
+            times = self._square(full, v_index, [0] * len(labs), home_leg=False)
+        else:
+            times = self._square(full, v_index, [lab.handover_s for lab in labs])
         times += np.asarray(self.service[v_index], dtype=np.int64)[:, None]
         if lab_reset and self.lab_of_node:
             times[list(self.lab_of_node)] -= RESET
@@ -315,9 +323,8 @@ class _Model:
         routing.AddDimensionWithVehicleTransits(per_vehicle, RESET, HORIZON_S, True, "sample_age")
         age = routing.GetDimensionOrDie("sample_age")
         for v_index in range(len(problem.vehicles)):
-            limit = self._age_limit_s(v_index)
-            # At the end the age includes the final handover and the way home from that lab.
-            age.CumulVar(routing.End(v_index)).SetMax(limit + self._after_final_drop_s(v_index))
+            # At the end the age is that of the samples on reaching the final lab (see _times).
+            age.CumulVar(routing.End(v_index)).SetMax(self._age_limit_s(v_index))
         limit = max(self._age_limit_s(v) for v in range(len(problem.vehicles)))
         for offset in range(len(self.tasks)):
             index = self.manager.NodeToIndex(self.first_task_node + offset)
@@ -340,16 +347,6 @@ class _Model:
         limit = self.problem.max_sample_age_s
         breaks = sum(b.duration_s for b in vehicle.breaks)
         return max(limit // 2, int(limit * 0.9) - breaks)
-
-    def _after_final_drop_s(self, v_index: int) -> int:
-        vehicle = self.problem.vehicles[v_index]
-        labs = self.problem.labs
-        if vehicle.end_depot is None:
-            return max(lab.handover_s for lab in labs)
-        lab = labs[self.final_labs(v_index)[0]]
-        full = self._travel(vehicle)
-        home = self.sites.index(self.problem.site_index(vehicle.end_depot))
-        return int(lab.handover_s + full[len(self.sites) + labs.index(lab), home])
 
     def _add_task_rules(self) -> None:
         problem, routing, manager = self.problem, self.routing, self.manager

@@ -204,6 +204,18 @@ def test_sample_age_forces_an_earlier_drop() -> None:
     assert all(d.oldest_sample_age_s is not None and d.oldest_sample_age_s <= 3600 for d in plan.route("b1").lab_drops)
 
 
+def test_the_last_drop_is_at_the_lab_on_the_way_home() -> None:
+    """The lab nearest home lies behind it; a bus ending its day by the far lab drops there."""
+    problem = district_problem(
+        vehicles=[bus("b1")],
+        stops=[stop("village", 5000, people=100, demand={"tubes": 10}, required=True)],
+        labs=[lab("central", -300), lab("far", 4900)],
+    )
+    plan = solved(problem)
+    assert steps_of(plan, "b1") == [(StepKind.STOP, "village"), (StepKind.LAB, "far")]
+    assert plan.route("b1").distance_m == 10_000
+
+
 def test_everything_is_delivered_before_the_shift_ends() -> None:
     problem = district_problem(
         vehicles=[team("t1", capacity={"tubes": 20})],
