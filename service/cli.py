@@ -22,7 +22,6 @@ from service.cli_ops import keys_app, purge
 
 if TYPE_CHECKING:
     from routing.solver import Progress as SolveProgress
-    from service.jobs import Geometry
 
 app = typer.Typer(
     name="doorstep",
@@ -165,7 +164,7 @@ def solve_command(
     engine: Annotated[str | None, typer.Option(help="auto, ortools or pyvrp; default: the request's.")] = None,
 ) -> None:
     """Solve a request file and write the plan document (routes follow the roads when a network is used)."""
-    from service.schemas import PlanRequest, addresses_of, plan_document, to_problem
+    from service.schemas import PlanRequest, addresses_of, plan_document
 
     data = _read_json(problem_file)
     try:
@@ -173,18 +172,13 @@ def solve_command(
     except ValidationError as error:
         lines = [f"  {_where(e['loc'])}: {e['msg']}" for e in error.errors()]
         raise _fail(f"{problem_file} is not a valid plan request:\n" + "\n".join(lines)) from None
-    geometry: Geometry | None = None
     try:
         from service.config import get_settings
         from service.jobs import problem_on_roads
         from service.networks import NetworkRegistry
 
-        registry = NetworkRegistry(get_settings())
-        if request.matrices is None or request.network in registry.names:
-            with console.status(f'routing on road network "{registry.resolve(request.network)}"'):
-                problem, geometry = problem_on_roads(request, registry)
-        else:
-            problem = to_problem(request)
+        with console.status("preparing the problem (travel times and road geometry from the network, if any)"):
+            problem, geometry = problem_on_roads(request, NetworkRegistry(get_settings()))
     except ProblemError as error:
         raise _fail(f"{problem_file}: {_where(error.path)}: {error}") from None
     except DoorstepError as error:  # a network that cannot load or answer

@@ -10,8 +10,8 @@ heterogeneous vehicles and profiles, speed factors, fixed costs, minimal disrupt
 - at a lab every load dimension resets to zero (a negative transit absorbed by slack);
 - the last drop is folded into the way home: arriving at the end depot (or the open end) from a
   task means going through a lab first (the one on the quickest way home from that task, or
-  the nearest for an open end). Insertion heuristics add one task at a time, and a task alone would be infeasible
-  if a separate lab node had to come after it;
+  the nearest for an open end). Insertion heuristics add one task at a time, and a task alone
+  would be infeasible if a separate lab node had to come after it;
 - a sample-age dimension counts travel and service since the first task after the previous drop
   (it resets at labs and at the start), bounded by the sample-age limit less a margin for
   waiting and breaks, which it does not count (see ``_Model._age_limit_s``).
@@ -106,6 +106,7 @@ class _Model:
         vehicles = problem.vehicles
         depot_sites = used_depot_sites(problem)
         self.task_ids = list(task_ids)
+        self._task_set = set(self.task_ids)
         self.tasks: list[Visit | BusStop] = [problem.task(tid) for tid in self.task_ids]
         copies = lab_copies(problem) if self.tasks else 0
         self.lab_of_node: dict[int, Lab] = {}
@@ -389,8 +390,8 @@ class _Model:
         """Task, lab and break ids in order per vehicle, as a solution (or incumbent) has them."""
         routes: Routes = {}
         for v_index, vehicle in enumerate(self.problem.vehicles):
-            indices = self._route_indices(solution, v_index)
-            order = [self.step_id(self.manager.IndexToNode(i)) or "" for i in indices]
+            steps = self._route_steps(solution, v_index)
+            indices, order = [i for i, _ in steps], [step for _, step in steps]
             if not any(s in self._task_set for s in order):
                 continue
             if self.break_intervals.get(v_index):
@@ -400,10 +401,6 @@ class _Model:
                 order.append(self.problem.labs[self.final_labs(v_index)[last]].id)  # the last drop
             routes[vehicle.id] = order
         return routes
-
-    @property
-    def _task_set(self) -> set[str]:
-        return set(self.task_ids)
 
     def _with_breaks(self, solution: _Values, v_index: int, indices: list[int], order: list[str]) -> list[str]:
         """The route's steps with each break that falls inside the route at its place by time."""
@@ -424,15 +421,16 @@ class _Model:
                 merged.append(step)
         return merged
 
-    def _route_indices(self, solution: _Values, v_index: int) -> list[int]:
-        """The routing indices of the route's tasks and lab drops, in order."""
-        indices = []
+    def _route_steps(self, solution: _Values, v_index: int) -> list[tuple[int, str]]:
+        """The route's tasks and lab drops in order: (routing index, id)."""
+        steps = []
         index = solution.value(self.routing.NextVar(self.routing.Start(v_index)))
         while not self.routing.IsEnd(index):
-            if self.step_id(self.manager.IndexToNode(index)) is not None:
-                indices.append(index)
+            step = self.step_id(self.manager.IndexToNode(index))
+            if step is not None:
+                steps.append((index, step))
             index = solution.value(self.routing.NextVar(index))
-        return indices
+        return steps
 
     def initial_indices(self, initial: Mapping[str, Sequence[str]]) -> list[list[int]]:
         """Routing indices for given routes (tasks by id; each lab drop takes the next free copy)."""
