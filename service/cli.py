@@ -161,7 +161,7 @@ def solve_command(
         float | None, typer.Option("--time-limit", min=0.1, help="Seconds; default: the request's, else 10.")
     ] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed; default: the request's.")] = None,
-    engine: Annotated[str | None, typer.Option(help="auto, ortools or pyvrp; default: the request's.")] = None,
+    engine: Annotated[str | None, typer.Option(help="auto, ortools, pyvrp or vroom; default: the request's.")] = None,
 ) -> None:
     """Solve a request file and write the plan document (routes follow the roads when a network is used)."""
     from service.schemas import PlanRequest, addresses_of, plan_document

@@ -2,12 +2,17 @@
 
 1. With demand areas, bus stops are chosen first (CP-SAT covering, :mod:`routing.coverage`);
    visits and stops that no vehicle could serve even alone are set aside with a reason.
-2. The engines run side by side in worker processes (one per core): two PyVRP searches when
-   PyVRP can express the problem, two differently guided OR-Tools searches when it cannot; a
-   mixed fleet whose buses and teams never share a task is split into independent parts, one
-   per core (:mod:`routing.solver.parts`).
+2. The engines run side by side in worker processes (one per core), each problem going to the
+   strongest engine that can express it: two PyVRP searches when PyVRP can (plain capacities and
+   windows); VROOM on every core, then OR-Tools' guided local search from VROOM's answer, when
+   VROOM can (home-visit days: skills, breaks, priorities); two differently guided OR-Tools
+   searches otherwise (buses, stops, labs). A mixed fleet whose buses and teams never share a
+   task is split into independent parts, one per core (:mod:`routing.solver.parts`).
 3. Every answer, and every incumbent on the way, is judged by the independent evaluator; the
    plan is the best feasible one, scheduled by the evaluator, with a reason for each visit left out.
+   "Best" puts serving people first: fewer required visits left out, class by class from the most
+   urgent, beats any saving in travel (:func:`rank`), as VROOM's own objective does.
+4. A search that has converged stops early (:func:`converged`): small problems answer at once.
    Should the best still break a rule (an engine's model is approximate somewhere), the tasks at
    fault are taken out (:mod:`routing.solver.repair`) rather than a broken plan returned.
 """
@@ -23,22 +28,28 @@ from dataclasses import dataclass
 from routing.coverage import StopChoice, choose_stops
 from routing.errors import ProblemError, SolverError
 from routing.evaluate import Evaluation, evaluate
-from routing.model import Problem
+from routing.model import Priority, Problem, Visit
 from routing.plan import AreaCoverage, Plan, Reason, Unassigned
 from routing.solver.parts import independent_parts
 from routing.solver.portfolio import EngineRun, Job, run_engine, run_portfolio, warm_up
 from routing.solver.pyvrp_engine import pyvrp_unsupported
 from routing.solver.reasons import explain_missing, unservable_tasks
 from routing.solver.repair import make_feasible
+from routing.solver.vroom_engine import vroom_unsupported
 
-ENGINES = ("auto", "ortools", "pyvrp")
+ENGINES = ("auto", "ortools", "pyvrp", "vroom")
 REPAIR_EVERY_S = 1.0
 """How often per part, at most, an incumbent that breaks a rule is repaired (in this process)."""
 REPAIR_SHARE = 0.1
 """Repairs of incumbents take at most about this share of this process's time: on a large plan a
 repair is many evaluations, and this process must keep reading the engines and the deadline."""
 
-__all__ = ["ENGINES", "Progress", "solve", "warm_up"]
+STALL_S_PER_TASK = 0.02
+"""A search converges only after going this long per task without improving the best plan..."""
+STALL_FACTOR = 2.0
+"""...and this many times as long as it took to find it (a search still improving late goes on)."""
+
+__all__ = ["ENGINES", "Progress", "rank", "solve", "warm_up"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +69,7 @@ def plan_runs(problem: Problem, visit_ids: Sequence[str], engine: str, seed: int
     if engine not in ENGINES:
         raise ProblemError(f'engine must be one of {", ".join(ENGINES)}, got "{engine}"', path=("engine",))
     unsupported = pyvrp_unsupported(problem, visit_ids)
+    vroom_gap = vroom_unsupported(problem, visit_ids)
     # Buses: fewer of them on the road drive less (out, home and to the labs): the search then
     # also tries smaller fleets (ortools_engine.solve_ortools).
     ortools = EngineRun("ortools", seed, {"variant": "fleet"} if problem.stops else {})
@@ -67,6 +79,14 @@ def plan_runs(problem: Problem, visit_ids: Sequence[str], engine: str, seed: int
         return [EngineRun("pyvrp", seed)]
     if engine == "ortools":
         return [ortools]
+    if engine == "vroom":
+        if vroom_gap:
+            raise ProblemError(f"engine vroom cannot model {vroom_gap}; use auto or ortools", path=("engine",))
+        return [EngineRun("vroom", seed, {"threads": cores})]
+    if unsupported and not vroom_gap:
+        # VROOM uses every core (it parallelises its own exploration) and usually finishes early;
+        # OR-Tools' guided local search then goes on from its answer (measured in bench.homevisits).
+        return [EngineRun("vroom", seed, {"threads": cores, "then": "ortools"})]
     if unsupported:
         # Only OR-Tools models it: a second core runs a differently guided search.
         runs = [ortools, EngineRun("ortools", seed, {"variant": "tabu"})]
@@ -91,6 +111,7 @@ def solve(
     initial: Mapping[str, Sequence[str]] | None = None,
     cores: int | None = None,
     in_process: bool = False,
+    full_budget: bool = False,
 ) -> Plan:
     """The best plan found within ``time_limit_s`` seconds (wall clock, all included).
 
@@ -98,7 +119,8 @@ def solve(
     and, when true, ends the solve with the best plan so far. ``initial`` (vehicle id -> visit
     ids) warm-starts the engines, e.g. from the previous version of a plan.
     ``in_process=True`` runs the first engine in this process (no cancellation, one core):
-    for notebooks and tests.
+    for notebooks and tests. A search that has converged ends before the time limit
+    (:func:`converged`) unless ``full_budget`` is set.
     """
     if not time_limit_s > 0:
         raise ProblemError(f"time_limit_s must be > 0, got {time_limit_s}", path=("time_limit_s",))
@@ -125,13 +147,22 @@ def solve(
         jobs = _jobs(problem, task_ids, engine, seed, cores)
         incumbents.part_problems = {int(job.run.options.get("part", 0)): job.problem for job in jobs}
         stats["parts"] = len(incumbents.part_problems)
+        # Fleet descent (bus stops) searches smaller fleets from scratch: the best plan stalls by design.
+        may_stop_early = not (full_budget or problem.stops)
+
+        def stop() -> bool:
+            if should_stop is not None and should_stop():
+                return True
+            return may_stop_early and converged(incumbents, len(task_ids))
+
         results = run_portfolio(
             jobs,
             deadline=deadline,
             initial=initial,
             on_incumbent=lambda label, _cost, routes: incumbents.offer(label, _part_of(jobs, label), routes),
-            should_stop=should_stop,
+            should_stop=stop,
         )
+        stats["converged"] = may_stop_early and converged(incumbents, len(task_ids))
         stats["runs"] = [
             {"engine": r.run.label, "error": r.error}
             | (incumbents.offer(r.run.label, _part_of(jobs, r.run.label), r.routes, final=True)
@@ -184,6 +215,20 @@ def _jobs(problem: Problem, task_ids: Sequence[str], engine: str, seed: int, cor
     return jobs
 
 
+def converged(incumbents: _Incumbents, tasks: int) -> bool:
+    """Whether the search has gone long enough without improving the best plan to stop.
+
+    Long enough is :data:`STALL_S_PER_TASK` per task, and :data:`STALL_FACTOR` times as long as
+    the best took to find: a 2-visit request stops a few hundredths of a second after its first
+    answer; a day that was still improving late in its budget uses all of it.
+    """
+    if incumbents.improved_at is None or len(incumbents.parts) < len(incumbents.part_problems or (0,)):
+        return False
+    now = time.time()
+    stalled = now - incumbents.improved_at
+    return stalled >= max(STALL_S_PER_TASK * tasks, STALL_FACTOR * (incumbents.improved_at - incumbents.started))
+
+
 def _orders(evaluation: Evaluation) -> dict[str, list[str]]:
     """Each route's steps between start and end (tasks, lab drops, breaks), by vehicle."""
     return {r.vehicle_id: [s.id for s in r.steps[1:-1]] for r in evaluation.routes}
@@ -200,9 +245,11 @@ class _Incumbents:
         self.problem = problem
         self.started = started
         self.on_progress = on_progress
-        self.parts: dict[int, tuple[tuple[bool, int, float], dict[str, list[str]], str]] = {}
+        self.parts: dict[int, tuple[Rank, dict[str, list[str]], str]] = {}
         self.part_problems: dict[int, Problem] = {}
         self.best: tuple[Evaluation, str] | None = None
+        self.improved_at: float | None = None
+        """When (``time.time()``) the best plan last improved."""
         self._next_repair: dict[int, float] = {}
 
     def offer(
@@ -227,8 +274,9 @@ class _Incumbents:
             reported["repaired"] = {"removed": len(removed), "feasible": own.feasible}
             took = time.monotonic() - started
             self._next_repair[part] = started + max(REPAIR_EVERY_S, took / REPAIR_SHARE)
-        key = _rank(own)
+        key = rank(part_problem, own)
         if part not in self.parts or key < self.parts[part][0]:
+            self.improved_at = time.time()
             self.parts[part] = (key, {k: list(v) for k, v in routes.items()}, label)
             # The parts share no vehicle and no task: the best plan is each part's best.
             merged = {k: v for _, r, _ in self.parts.values() for k, v in r.items()}
@@ -253,9 +301,23 @@ class _Incumbents:
         )
 
 
-def _rank(evaluation: Evaluation) -> tuple[bool, int, float]:
-    """Feasible first, then fewest broken rules, then cheapest."""
-    return (not evaluation.feasible, len(evaluation.violations), evaluation.cost)
+Rank = tuple[bool, int, tuple[int, ...], float]
+
+
+def rank(problem: Problem, evaluation: Evaluation) -> Rank:
+    """How good a plan is, smaller first: feasible, then fewest broken rules, then fewest
+    required visits left out class by class from the most urgent, then cheapest.
+
+    Nobody may be missed: a plan that serves more households of a priority class beats one that
+    travels less, whatever the objective's weights (its penalties already say so when travel
+    costs stay below them; this holds when they do not), as VROOM's objective does.
+    """
+    missing = [0] * (max(Priority) + 1)
+    for task_id in evaluation.missing:
+        task = problem.task(task_id)
+        if isinstance(task, Visit) and task.required:
+            missing[max(Priority) - task.priority] += 1
+    return (not evaluation.feasible, len(evaluation.violations), tuple(missing), evaluation.cost)
 
 
 def _after_routing(coverage: tuple[AreaCoverage, ...], unassigned: tuple[Unassigned, ...]) -> tuple[AreaCoverage, ...]:

@@ -26,18 +26,29 @@ from routing.model import Problem
 
 Routes = dict[str, list[str]]
 
-FORKSERVER_PRELOAD = ["routing.solver._forkserver", "routing.solver.ortools_engine", "pyvrp"]
+FORKSERVER_PRELOAD = [
+    "routing.solver._forkserver",
+    "routing.solver.ortools_engine",
+    "routing.solver.vroom_engine",
+    "pyvrp",
+]
 """What the forkserver imports once, so each engine process starts ready (and dies with its caller)."""
 
 GRACE_S = 2.0
 """How long past the deadline a run may take to hand back its answer before it is killed."""
+
+SEND_INTERVAL_S_PER_TASK = 0.002
+"""Least time between two incumbents a run sends, per task (at most 0.2 s)."""
+
+MIN_FOLLOW_UP_S = 0.2
+"""Below this much time left, VROOM's answer is final (OR-Tools would not even build its model)."""
 
 
 @dataclass(frozen=True, slots=True)
 class EngineRun:
     """One engine with its settings, as one process of a portfolio."""
 
-    engine: str  # "ortools" or "pyvrp"
+    engine: str  # "ortools", "pyvrp" or "vroom"
     seed: int = 0
     options: Mapping[str, Any] = field(default_factory=dict)
 
@@ -66,6 +77,23 @@ def run_engine(
     on_incumbent: Callable[[int, Routes], object] | None,
 ) -> Routes | None:
     """Run one engine in this process (the worker's body, also usable in-process)."""
+    if run.engine == "vroom":
+        from routing.solver.vroom_engine import solve_vroom
+
+        routes = solve_vroom(
+            problem,
+            visit_ids,
+            deadline=deadline,
+            threads=int(run.options.get("threads", 1)),
+            on_incumbent=on_incumbent,
+        )
+        if run.options.get("then") != "ortools" or time.time() > deadline - MIN_FOLLOW_UP_S:
+            return routes
+        # VROOM stops when its exploration is done, often well before the deadline: guided local
+        # search goes on from its answer (other moves, a search that never stops by itself).
+        # Its answer is already with the caller as an incumbent, so nothing is lost if this is worse.
+        run = EngineRun("ortools", run.seed, {k: v for k, v in run.options.items() if k in ("part",)})
+        initial = routes
     if run.engine == "pyvrp":
         from routing.solver.pyvrp_engine import solve_pyvrp
 
@@ -111,11 +139,13 @@ def _worker(
 ) -> None:
     _die_with_parent()
     last_sent = [0.0]
+    # Improvements come in bursts at the start: send at most five a second, as each costs the
+    # caller an evaluation; a small problem's are cheap, and its search may stop soon after one.
+    interval_s = min(0.2, SEND_INTERVAL_S_PER_TASK * len(visit_ids))
 
     def on_incumbent(cost: int, routes: Routes) -> None:
-        # Improvements come in bursts at the start: send at most five a second.
         now = time.time()
-        if now - last_sent[0] >= 0.2:
+        if now - last_sent[0] >= interval_s:
             last_sent[0] = now
             out.put(("incumbent", run.label, cost, routes))
 

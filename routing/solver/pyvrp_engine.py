@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 import pyvrp
 from pyvrp.exceptions import PenaltyBoundWarning
-from pyvrp.stop import MaxRuntime
+from pyvrp.stop import MaxRuntime, MultipleCriteria, NoImprovement
 
 from routing.model import Problem
 from routing.solver.scaling import (
@@ -36,6 +36,8 @@ from routing.solver.scaling import (
 Routes = dict[str, list[str]]
 OnIncumbent = Callable[[int, Routes], object]
 UNLIMITED = 2**62
+STALL_ITERATIONS_PER_CLIENT = 1000
+"""Iterations without a better solution, per client, after which the search has converged."""
 
 
 def pyvrp_unsupported(problem: Problem, visit_ids: Sequence[str]) -> str | None:
@@ -195,9 +197,17 @@ class _Reporter(pyvrp.IteratedLocalSearchCallbacks):
     def __init__(self, data: _Data, on_incumbent: OnIncumbent | None) -> None:
         self.data = data
         self.on_incumbent = on_incumbent
+        self.reported = False
+
+    def on_iteration(self, current: object, candidate: object, best: pyvrp.Solution, cost_evaluator: object) -> None:
+        # The first best is never "new" when the initial solution is already it (a small
+        # problem): report it once, so the caller knows the search has an answer.
+        if not self.reported:
+            self.on_best(best)
 
     def on_best(self, best: pyvrp.Solution) -> None:
         if self.on_incumbent is not None and best.is_feasible():
+            self.reported = True
             cost = best.distance() + best.fixed_vehicle_cost() + best.uncollected_prizes()
             self.on_incumbent(int(cost), self.data.routes_of(best))
 
@@ -263,9 +273,10 @@ def _solve(
         data.data = data.data.replace(vehicle_types=[smaller])
     start = data.solution_from(initial) if initial else None
     remaining = max(0.05, deadline - time.time())
-    result = pyvrp.solve(
-        data.data, MaxRuntime(remaining), seed=seed, collect_stats=False, params=params, initial_solution=start
-    )
+    # A small problem's search converges in a few thousand iterations: stop there, not at the
+    # deadline. A large one's iterations are slower, so this never comes before the deadline.
+    stop = MultipleCriteria([MaxRuntime(remaining), NoImprovement(STALL_ITERATIONS_PER_CLIENT * len(visit_ids))])
+    result = pyvrp.solve(data.data, stop, seed=seed, collect_stats=False, params=params, initial_solution=start)
     if not result.best.is_feasible():
         return None
     return data.routes_of(result.best)

@@ -18,7 +18,7 @@ from pydantic import (
 from routing.model import Priority
 
 Profile = Literal["drive", "walk"]
-Engine = Literal["auto", "ortools", "pyvrp"]
+Engine = Literal["auto", "ortools", "pyvrp", "vroom"]
 
 Id = Annotated[
     str,
