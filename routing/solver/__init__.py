@@ -140,11 +140,15 @@ def solve(
         incumbents.offer("none", 0, {})
     elif in_process:
         run = plan_runs(problem, task_ids, engine, seed, cores)[0]
+        run = EngineRun(run.engine, run.seed, {**run.options, "full_budget": full_budget})
         routes = run_engine(run, problem, task_ids, deadline, initial, lambda _c, r: incumbents.offer(run.label, 0, r))
         if routes is not None:
             incumbents.offer(run.label, 0, routes, final=True)
     else:
         jobs = _jobs(problem, task_ids, engine, seed, cores)
+        if full_budget:
+            jobs = [Job(EngineRun(j.run.engine, j.run.seed, {**j.run.options, "full_budget": True}), j.problem,
+                        j.task_ids) for j in jobs]
         incumbents.part_problems = {int(job.run.options.get("part", 0)): job.problem for job in jobs}
         stats["parts"] = len(incumbents.part_problems)
         # Fleet descent (bus stops) searches smaller fleets from scratch: the best plan stalls by design.

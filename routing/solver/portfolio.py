@@ -27,6 +27,9 @@ from routing.model import Problem
 Routes = dict[str, list[str]]
 
 FORKSERVER_PRELOAD = [
+    # The caller's main module, imported once by the server rather than by every engine process
+    # (a worker's is the `doorstep` command: importing the web stack took 0.9 s per solve).
+    "__main__",
     "routing.solver._forkserver",
     "routing.solver.ortools_engine",
     "routing.solver.vroom_engine",
@@ -92,7 +95,7 @@ def run_engine(
         # VROOM stops when its exploration is done, often well before the deadline: guided local
         # search goes on from its answer (other moves, a search that never stops by itself).
         # Its answer is already with the caller as an incumbent, so nothing is lost if this is worse.
-        run = EngineRun("ortools", run.seed, {k: v for k, v in run.options.items() if k in ("part",)})
+        run = EngineRun("ortools", run.seed, {k: v for k, v in run.options.items() if k in ("part", "full_budget")})
         initial = routes
     if run.engine == "pyvrp":
         from routing.solver.pyvrp_engine import solve_pyvrp
@@ -104,6 +107,7 @@ def run_engine(
             seed=run.seed,
             prizes_only=run.options.get("variant") == "prizes",
             fleet_first=run.options.get("variant") == "fleet",
+            converge=not run.options.get("full_budget"),
             initial=initial,
             on_incumbent=on_incumbent,
         )

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 import pyvrp
 from pyvrp.exceptions import PenaltyBoundWarning
-from pyvrp.stop import MaxRuntime, MultipleCriteria, NoImprovement
+from pyvrp.stop import MaxRuntime, MultipleCriteria, NoImprovement, StoppingCriterion
 
 from routing.model import Problem
 from routing.solver.scaling import (
@@ -247,6 +247,7 @@ def _solve(
     fleet_first: bool = False,
     initial: Mapping[str, Sequence[str]] | None = None,
     on_incumbent: OnIncumbent | None = None,
+    converge: bool = True,
 ) -> Routes | None:
     """Best feasible routes found by ``deadline``; None when PyVRP found nothing feasible
     (e.g. the fleet cannot serve every required visit and ``prizes_only`` is off).
@@ -268,14 +269,17 @@ def _solve(
             data.data, MaxRuntime(0.4 * max(0.05, deadline - time.time())), seed=seed, params=params
         )
         if not smaller or smaller.num_available >= data.data.vehicle_type(0).num_available:
-            return _solve(problem, visit_ids, deadline=deadline, seed=seed, prizes_only=True, on_incumbent=on_incumbent)
+            return _solve(problem, visit_ids, deadline=deadline, seed=seed, prizes_only=True,
+                          on_incumbent=on_incumbent, converge=converge)
         data.vehicles_of_type = [data.vehicles_of_type[0][: smaller.num_available]]
         data.data = data.data.replace(vehicle_types=[smaller])
     start = data.solution_from(initial) if initial else None
     remaining = max(0.05, deadline - time.time())
     # A small problem's search converges in a few thousand iterations: stop there, not at the
     # deadline. A large one's iterations are slower, so this never comes before the deadline.
-    stop = MultipleCriteria([MaxRuntime(remaining), NoImprovement(STALL_ITERATIONS_PER_CLIENT * len(visit_ids))])
+    stop: StoppingCriterion = MaxRuntime(remaining)
+    if converge:
+        stop = MultipleCriteria([stop, NoImprovement(STALL_ITERATIONS_PER_CLIENT * len(visit_ids))])
     result = pyvrp.solve(data.data, stop, seed=seed, collect_stats=False, params=params, initial_solution=start)
     if not result.best.is_feasible():
         return None

@@ -18,10 +18,10 @@ from routing.errors import ProblemError
 from routing.evaluate import evaluate
 from routing.model import Break, Objective, Priority, Problem, TimeWindow
 from routing.plan import Plan, Reason, StepKind
-from routing.solver import Progress, solve
+from routing.solver import Progress, rank, solve
 from tests.routing.street import H, street_problem, team, visit
 
-ENGINES = ["ortools", "pyvrp"]
+ENGINES = ["ortools", "pyvrp", "vroom"]
 
 
 def solved(problem: Problem, engine: str = "ortools", **kwargs: object) -> Plan:
@@ -183,7 +183,7 @@ def test_quarantine_goes_first_when_the_fleet_is_short(engine: str) -> None:
         [team("t1", capacity={"tubes": 5})],
     )
     # PyVRP cannot leave a required visit out: its prize-collecting twin can.
-    plan = solved(problem, engine) if engine == "ortools" else solve(problem, time_limit_s=1.0, seed=1, cores=1)
+    plan = solved(problem, engine) if engine != "pyvrp" else solve(problem, time_limit_s=1.0, seed=1, cores=1)
     assert plan.route("t1").visit_ids == ["quarantine"]
     assert [(u.visit_id, u.reason) for u in plan.unassigned] == [("routine", Reason.FLEET_FULL)]
     assert "tubes" in plan.unassigned[0].detail
@@ -246,7 +246,7 @@ def test_portfolio_in_worker_processes_reports_progress_and_honours_stop() -> No
 
 def test_unknown_engine_and_bad_time_limit_are_input_errors() -> None:
     problem = street_problem([visit("a", 100)], [team("t1")])
-    with pytest.raises(ProblemError, match="engine must be one of auto, ortools, pyvrp"):
+    with pytest.raises(ProblemError, match="engine must be one of auto, ortools, pyvrp, vroom"):
         solve(problem, time_limit_s=1, engine="cplex")
     with pytest.raises(ProblemError, match="time_limit_s must be > 0"):
         solve(problem, time_limit_s=0)
@@ -380,3 +380,47 @@ def test_engines_stop_when_their_caller_is_killed(mode: str) -> None:
         finally:
             if caller.poll() is None:
                 caller.kill()
+
+
+def test_serving_more_households_beats_travelling_less_whatever_the_weights() -> None:
+    # Two doors 4 km apart on foot; at 100,000 per second walked, leaving one out "costs" less
+    # (its penalty is 10 million) than the walk to it. Nobody may be missed: both are served.
+    problem = street_problem(
+        [visit("near", 100), visit("far", 4000)],
+        [team("t1", profile="walk")],
+        objective=Objective(duration_cost_per_s=100_000),
+    )
+    both, one = evaluate(problem, {"t1": ["near", "far"]}), evaluate(problem, {"t1": ["near"]})
+    assert one.cost < both.cost
+    assert rank(problem, both) < rank(problem, one)
+    plan = solve(problem, time_limit_s=2.0, seed=1)
+    assert plan.unassigned == ()
+
+
+def test_the_most_urgent_class_is_counted_first() -> None:
+    problem = street_problem(
+        [visit("routine-1", 100), visit("routine-2", 200), visit("quarantine", 300, priority=Priority.QUARANTINE)],
+        [team("t1")],
+    )
+    # Two routine households left out rank better than one quarantined household left out.
+    two_routine = evaluate(problem, {"t1": ["quarantine"]})
+    one_quarantine = evaluate(problem, {"t1": ["routine-1", "routine-2"]})
+    assert rank(problem, two_routine) < rank(problem, one_quarantine)
+
+
+def test_a_converged_small_problem_answers_long_before_its_time_limit() -> None:
+    problem = street_problem(
+        [visit("a", 300, demand={"tubes": 1}), visit("b", 900, demand={"tubes": 1})],
+        [team("t1", breaks=(Break("lunch", TimeWindow(12 * H, 13 * H), 1800),)), team("t2")],
+    )
+    plan = solve(problem, time_limit_s=20, seed=1)
+    assert plan.stats["converged"] is True
+    assert plan.solve_s < 10  # half the budget: the search stopped itself, not the deadline
+    assert plan.unassigned == () and plan.violations == ()
+
+
+def test_a_request_may_ask_for_the_whole_budget() -> None:
+    problem = street_problem([visit("a", 300)], [team("t1")])
+    plan = solve(problem, time_limit_s=1.5, seed=1, full_budget=True)
+    assert plan.stats["converged"] is False
+    assert plan.solve_s >= 1.4
