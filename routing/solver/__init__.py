@@ -223,14 +223,18 @@ def converged(incumbents: _Incumbents, tasks: int) -> bool:
     """Whether the search has gone long enough without improving the best plan to stop.
 
     Long enough is :data:`STALL_S_PER_TASK` per task, and :data:`STALL_FACTOR` times as long as
-    the best took to find: a 2-visit request stops a few hundredths of a second after its first
-    answer; a day that was still improving late in its budget uses all of it.
+    the search took from its first answer to its best: a 2-visit request stops a few hundredths of
+    a second after its first answer; a day that was still improving late in its budget uses all
+    of it. (Counted from the first answer, not the start: starting the engine processes on a busy
+    machine would otherwise count as search.)
     """
-    if incumbents.improved_at is None or len(incumbents.parts) < len(incumbents.part_problems or (0,)):
+    if incumbents.improved_at is None or incumbents.first_at is None:
         return False
-    now = time.time()
-    stalled = now - incumbents.improved_at
-    return stalled >= max(STALL_S_PER_TASK * tasks, STALL_FACTOR * (incumbents.improved_at - incumbents.started))
+    if len(incumbents.parts) < len(incumbents.part_problems or (0,)):
+        return False
+    stalled = time.time() - incumbents.improved_at
+    searching = incumbents.improved_at - incumbents.first_at
+    return stalled >= max(STALL_S_PER_TASK * tasks, STALL_FACTOR * searching)
 
 
 def _orders(evaluation: Evaluation) -> dict[str, list[str]]:
@@ -252,8 +256,10 @@ class _Incumbents:
         self.parts: dict[int, tuple[Rank, dict[str, list[str]], str]] = {}
         self.part_problems: dict[int, Problem] = {}
         self.best: tuple[Evaluation, str] | None = None
+        self.first_at: float | None = None
+        """When (``time.time()``) the first answer came."""
         self.improved_at: float | None = None
-        """When (``time.time()``) the best plan last improved."""
+        """When the best plan last improved."""
         self._next_repair: dict[int, float] = {}
 
     def offer(
@@ -268,6 +274,8 @@ class _Incumbents:
         long search presses against them: repaired, its answer still counts with all else it
         serves, and the best plan so far (progress, a solve stopped early) keeps up with it.
         """
+        if self.first_at is None:
+            self.first_at = time.time()
         part_problem = self.part_problems.get(part, self.problem)
         own = evaluate(part_problem, routes)
         reported: dict[str, object] = {"cost": own.cost, "feasible": own.feasible}
