@@ -3,9 +3,11 @@
     python -m bench.latency [--sizes 2,10] [--repeats 5] [--time-limit 10] [--out bench/results/latency.csv]
 
 Starts ``doorstep serve`` on a free loopback port with a fresh data directory (SQLite, the
-embedded workers), then posts requests of 2 and 10 visits cut from ``data/helsinki-home-visits.json`` (five
-teams, lunch breaks, skills; routed on the server's road network, as an integrator's request is)
-with the server's default time limit, ``repeats`` times each, and reports the median wall time of the whole HTTP exchange.
+embedded workers), then posts requests of 2 and 10 visits cut from
+``data/helsinki-home-visits.json`` (five teams, lunch breaks, skills; routed on the server's
+road network, as an integrator's request is) with the server's default time limit, ``repeats``
+times each, and reports the median wall time of the whole HTTP exchange. ``LATENCY_LOG=FILE``
+keeps the server's log.
 The baseline in the same run is ``GET /healthz``: what the server's own round trip costs.
 A search stops when it has converged (``routing.solver.converged``), so a small request should
 answer in well under a second whatever its time limit.
@@ -51,10 +53,11 @@ def free_port() -> int:
 
 def start_server(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
     env = {**os.environ, "DOORSTEP_DATA_DIR": str(data_dir), "DOORSTEP_AUTH": "open"}
-    server = subprocess.Popen(
-        [str(Path(sys.executable).with_name("doorstep")), "serve", "--port", str(port)],
-        env=env, stdout=subprocess.DEVNULL, stderr=open(os.environ.get("LATENCY_LOG", os.devnull), "w"),
-    )
+    with open(os.environ.get("LATENCY_LOG", os.devnull), "w") as log:  # the child keeps its own copy
+        server = subprocess.Popen(
+            [str(Path(sys.executable).with_name("doorstep")), "serve", "--port", str(port)],
+            env=env, stdout=subprocess.DEVNULL, stderr=log,
+        )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:

@@ -193,7 +193,8 @@ def solve_command(
     try:
         with _progress_bar(limit, len(problem.visits)) as (on_progress, tick):
             plan = solve(problem, time_limit_s=limit, seed=request.options.seed if seed is None else seed,
-                         engine=engine or request.options.engine, on_progress=on_progress, should_stop=tick)
+                         engine=engine or request.options.engine, full_budget=request.options.full_budget,
+                         on_progress=on_progress, should_stop=tick)
     except ProblemError as error:
         raise _fail(str(error)) from None
     geometries = None

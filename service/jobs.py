@@ -257,6 +257,7 @@ def run_job(
                 time_limit_s=job.time_limit_s,
                 seed=request.options.seed,
                 engine=request.options.engine,
+                full_budget=request.options.full_budget,
                 on_progress=monitor.on_progress,
                 initial=request.options.initial_routes,
                 should_stop=monitor.should_stop,

@@ -101,6 +101,11 @@ class OptionsIn(_In):
     )
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
     engine: Engine = "auto"
+    full_budget: bool = Field(
+        default=False,
+        description="Search for the whole time limit; by default a search that has converged stops early "
+        "(a small problem answers at once).",
+    )
     initial_routes: dict[str, list[str]] | None = Field(
         default=None, description="Warm start: vehicle id -> visit (and break) ids, e.g. a previous version's order."
     )
