@@ -44,8 +44,11 @@ REPAIR_SHARE = 0.1
 """Repairs of incumbents take at most about this share of this process's time: on a large plan a
 repair is many evaluations, and this process must keep reading the engines and the deadline."""
 
+MIN_STALL_S = 0.2
+"""A search converges only after going at least this long without improving the best plan
+(a warm-started search reports its start first, and its first move may take a moment)..."""
 STALL_S_PER_TASK = 0.02
-"""A search converges only after going this long per task without improving the best plan..."""
+"""...and this long per task..."""
 STALL_FACTOR = 2.0
 """...and this many times as long as it took to find it (a search still improving late goes on)."""
 
@@ -234,7 +237,7 @@ def converged(incumbents: _Incumbents, tasks: int) -> bool:
         return False
     stalled = time.time() - incumbents.improved_at
     searching = incumbents.improved_at - incumbents.first_at
-    return stalled >= max(STALL_S_PER_TASK * tasks, STALL_FACTOR * searching)
+    return stalled >= max(MIN_STALL_S, STALL_S_PER_TASK * tasks, STALL_FACTOR * searching)
 
 
 def _orders(evaluation: Evaluation) -> dict[str, list[str]]:

@@ -40,6 +40,8 @@ FORKSERVER_PRELOAD = [
 GRACE_S = 2.0
 """How long past the deadline a run may take to hand back its answer before it is killed."""
 
+SEND_ALL_BELOW = 100
+"""Runs on fewer tasks than this send every improvement."""
 SEND_INTERVAL_S_PER_TASK = 0.002
 """Least time between two incumbents a run sends, per task."""
 
@@ -144,9 +146,10 @@ def _worker(
     _die_with_parent()
     last_sent = [0.0]
     # Improvements come in bursts. Each one sent costs the caller an evaluation, on the cores the
-    # engines need: a small problem's are cheap (and its search may stop soon after one), a large
-    # one's are not (1,000 visits: one every 2 s).
-    interval_s = SEND_INTERVAL_S_PER_TASK * len(visit_ids)
+    # engines need: a large problem's are dear (1,000 visits: one every 2 s at most). A small
+    # problem's are cheap, and all are sent: the caller stops a converged search soon after the
+    # last one it has seen, so one held back could be lost.
+    interval_s = 0.0 if len(visit_ids) < SEND_ALL_BELOW else SEND_INTERVAL_S_PER_TASK * len(visit_ids)
 
     def on_incumbent(cost: int, routes: Routes) -> None:
         now = time.time()

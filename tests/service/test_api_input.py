@@ -93,7 +93,7 @@ CASES = [
     pytest.param(_set(("options", "time_limit_s"), 600), 422, ["body", "options", "time_limit_s"],
                  "allows at most 60 s", id="time limit over the maximum"),
     pytest.param(_set(("options", "engine"), "gurobi"), 422, ["body", "options", "engine"],
-                 "'auto', 'ortools' or 'pyvrp'", id="unknown engine"),
+                 "'auto', 'ortools', 'pyvrp' or 'vroom'", id="unknown engine"),
     # With matrices, a network only draws the routes: it must still be one the server has.
     pytest.param(_set(("network",), "helsinki"), 422, ["body", "network"], 'unknown network "helsinki"',
                  id="matrices and an unknown network"),
