@@ -47,8 +47,10 @@ repair is many evaluations, and this process must keep reading the engines and t
 MIN_STALL_S = 0.2
 """A search converges only after going at least this long without improving the best plan
 (a warm-started search reports its start first, and its first move may take a moment)..."""
-STALL_S_PER_TASK = 0.02
-"""...and this long per task..."""
+STALL_S_PER_TASK_SQUARED = 0.0005
+"""...and this long times the square of the tasks (local search takes longer than linearly to
+settle: 2 tasks 2 ms, 10 tasks 0.05 s, 100 tasks 5 s; a Solomon instance stopped after a 2 s
+stall kept a vehicle PyVRP's full 10 s removed)..."""
 STALL_FACTOR = 2.0
 """...and this many times as long as it took to find it (a search still improving late goes on)."""
 
@@ -143,15 +145,11 @@ def solve(
         incumbents.offer("none", 0, {})
     elif in_process:
         run = plan_runs(problem, task_ids, engine, seed, cores)[0]
-        run = EngineRun(run.engine, run.seed, {**run.options, "full_budget": full_budget})
         routes = run_engine(run, problem, task_ids, deadline, initial, lambda _c, r: incumbents.offer(run.label, 0, r))
         if routes is not None:
             incumbents.offer(run.label, 0, routes, final=True)
     else:
         jobs = _jobs(problem, task_ids, engine, seed, cores)
-        if full_budget:
-            jobs = [Job(EngineRun(j.run.engine, j.run.seed, {**j.run.options, "full_budget": True}), j.problem,
-                        j.task_ids) for j in jobs]
         incumbents.part_problems = {int(job.run.options.get("part", 0)): job.problem for job in jobs}
         stats["parts"] = len(incumbents.part_problems)
         # Fleet descent (bus stops) searches smaller fleets from scratch: the best plan stalls by design.
@@ -225,7 +223,8 @@ def _jobs(problem: Problem, task_ids: Sequence[str], engine: str, seed: int, cor
 def converged(incumbents: _Incumbents, tasks: int) -> bool:
     """Whether the search has gone long enough without improving the best plan to stop.
 
-    Long enough is :data:`STALL_S_PER_TASK` per task, and :data:`STALL_FACTOR` times as long as
+    Long enough is :data:`MIN_STALL_S`, :data:`STALL_S_PER_TASK_SQUARED` times the tasks squared,
+    and :data:`STALL_FACTOR` times as long as
     the search took from its first answer to its best: a 2-visit request stops a few hundredths of
     a second after its first answer; a day that was still improving late in its budget uses all
     of it. (Counted from the first answer, not the start: starting the engine processes on a busy
@@ -237,7 +236,7 @@ def converged(incumbents: _Incumbents, tasks: int) -> bool:
         return False
     stalled = time.time() - incumbents.improved_at
     searching = incumbents.improved_at - incumbents.first_at
-    return stalled >= max(MIN_STALL_S, STALL_S_PER_TASK * tasks, STALL_FACTOR * searching)
+    return stalled >= max(MIN_STALL_S, STALL_S_PER_TASK_SQUARED * tasks**2, STALL_FACTOR * searching)
 
 
 def _orders(evaluation: Evaluation) -> dict[str, list[str]]:

@@ -97,7 +97,7 @@ def run_engine(
         # VROOM stops when its exploration is done, often well before the deadline: guided local
         # search goes on from its answer (other moves, a search that never stops by itself).
         # Its answer is already with the caller as an incumbent, so nothing is lost if this is worse.
-        run = EngineRun("ortools", run.seed, {k: v for k, v in run.options.items() if k in ("part", "full_budget")})
+        run = EngineRun("ortools", run.seed, {k: v for k, v in run.options.items() if k == "part"})
         initial = routes
     if run.engine == "pyvrp":
         from routing.solver.pyvrp_engine import solve_pyvrp
@@ -109,7 +109,6 @@ def run_engine(
             seed=run.seed,
             prizes_only=run.options.get("variant") == "prizes",
             fleet_first=run.options.get("variant") == "fleet",
-            converge=not run.options.get("full_budget"),
             initial=initial,
             on_incumbent=on_incumbent,
         )

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 import pyvrp
 from pyvrp.exceptions import PenaltyBoundWarning
-from pyvrp.stop import MaxRuntime, MultipleCriteria, NoImprovement, StoppingCriterion
+from pyvrp.stop import MaxRuntime
 
 from routing.model import Problem
 from routing.solver.scaling import (
@@ -36,8 +36,6 @@ from routing.solver.scaling import (
 Routes = dict[str, list[str]]
 OnIncumbent = Callable[[int, Routes], object]
 UNLIMITED = 2**62
-STALL_ITERATIONS_PER_CLIENT = 1000
-"""Iterations without a better solution, per client, after which the search has converged."""
 
 
 def pyvrp_unsupported(problem: Problem, visit_ids: Sequence[str]) -> str | None:
@@ -247,7 +245,6 @@ def _solve(
     fleet_first: bool = False,
     initial: Mapping[str, Sequence[str]] | None = None,
     on_incumbent: OnIncumbent | None = None,
-    converge: bool = True,
 ) -> Routes | None:
     """Best feasible routes found by ``deadline``; None when PyVRP found nothing feasible
     (e.g. the fleet cannot serve every required visit and ``prizes_only`` is off).
@@ -269,18 +266,14 @@ def _solve(
             data.data, MaxRuntime(0.4 * max(0.05, deadline - time.time())), seed=seed, params=params
         )
         if not smaller or smaller.num_available >= data.data.vehicle_type(0).num_available:
-            return _solve(problem, visit_ids, deadline=deadline, seed=seed, prizes_only=True,
-                          on_incumbent=on_incumbent, converge=converge)
+            return _solve(problem, visit_ids, deadline=deadline, seed=seed, prizes_only=True, on_incumbent=on_incumbent)
         data.vehicles_of_type = [data.vehicles_of_type[0][: smaller.num_available]]
         data.data = data.data.replace(vehicle_types=[smaller])
     start = data.solution_from(initial) if initial else None
     remaining = max(0.05, deadline - time.time())
-    # A small problem's search converges in a few thousand iterations: stop there, not at the
-    # deadline. A large one's iterations are slower, so this never comes before the deadline.
-    stop: StoppingCriterion = MaxRuntime(remaining)
-    if converge:
-        stop = MultipleCriteria([stop, NoImprovement(STALL_ITERATIONS_PER_CLIENT * len(visit_ids))])
-    result = pyvrp.solve(data.data, stop, seed=seed, collect_stats=False, params=params, initial_solution=start)
+    result = pyvrp.solve(
+        data.data, MaxRuntime(remaining), seed=seed, collect_stats=False, params=params, initial_solution=start
+    )
     if not result.best.is_feasible():
         return None
     return data.routes_of(result.best)
