@@ -36,6 +36,10 @@ from routing.solver.scaling import (
 Routes = dict[str, list[str]]
 OnIncumbent = Callable[[int, Routes], object]
 UNLIMITED = 2**62
+COST_SCALE = 1
+"""Cost units per objective unit handed to PyVRP (see :func:`_max_penalty`): whole seconds."""
+DEFAULT_MAX_PENALTY = 100_000.0
+"""PyVRP's own default cap on a penalty per unit of violation."""
 
 
 def pyvrp_unsupported(problem: Problem, visit_ids: Sequence[str]) -> str | None:
@@ -86,7 +90,7 @@ class _Data:
             # prizes_only: required visits become prizes worth their penalty, so PyVRP can
             # leave the least urgent out when the fleet is too small for everyone.
             required = visit.required and not prizes_only
-            prize = 0 if required else scaled_penalty(problem, visit)
+            prize = 0 if required else scaled_penalty(problem, visit, scale=COST_SCALE)
             windows = visit.windows
             if len(windows) > 1:
                 group = len(groups)
@@ -118,14 +122,14 @@ class _Data:
             if (cls.profile, cls.speed_factor) not in classes:
                 classes.append((cls.profile, cls.speed_factor))
                 duration_matrices.append(self._pad(travel_times(problem, cls, sites), open_end))
-                distance_matrices.append(self._pad(arc_costs(problem, cls, sites), open_end))
+                distance_matrices.append(self._pad(arc_costs(problem, cls, sites, scale=COST_SCALE), open_end))
             start = depot_of_site[problem.site_index(vehicle.start_depot)]
             end = open_end_depot if vehicle.end_depot is None else depot_of_site[problem.site_index(vehicle.end_depot)]
             vehicle_type = dict(
                 capacity=[capacity_or_unlimited(vehicle, dim, totals[dim]) for dim in dimensions],
                 start_depot=start,
                 end_depot=end,
-                fixed_cost=scaled_fixed_cost(vehicle),
+                fixed_cost=scaled_fixed_cost(vehicle, scale=COST_SCALE),
                 tw_early=vehicle.shift.start_s,
                 tw_late=vehicle.shift.end_s,
                 shift_duration=vehicle.max_duration_s if vehicle.max_duration_s is not None else UNLIMITED,
@@ -210,21 +214,21 @@ class _Reporter(pyvrp.IteratedLocalSearchCallbacks):
             self.on_incumbent(int(cost), self.data.routes_of(best))
 
 
-def _max_penalty(problem: Problem) -> float:
+def _max_penalty(data: pyvrp.ProblemData) -> float:
     """PyVRP's cap on the penalty per unit of lateness or overload.
 
-    With the default cap (1e5) and a fixed cost per vehicle large enough to minimise the fleet
-    first, saving a vehicle outweighs any capped lateness and PyVRP never gets feasible again
-    (measured on Solomon R101: 15 routes, all late). The cap must let one unit of violation
-    outweigh the largest fixed cost or prize: at a tenth of it, a prize-collecting search kept a
-    visit by overloading the vehicle by two units. Twice the largest: R101 reaches 19 vehicles,
-    1650.80 (the best known) in 5 s, as with a tenth.
+    Without prizes, PyVRP's own default (1e5) at :data:`COST_SCALE` 1: the engine's scale is
+    PyVRP's, as its penalty manager works in absolute units (a cap, and starting penalties from
+    the average arc cost per unit of duration and of load). At 100 cost units a second, with the
+    cap raised to twice the largest fixed cost to stay feasible, Gehring-Homberger RC2_10_1 kept
+    30-34 vehicles in 40 s where the same data at 1 unit kept 26, as PyVRP on its own does.
+
+    With prizes (optional visits, the prize-collecting search) the cap must let one unit of
+    violation outweigh the largest prize: at a tenth of it, a prize-collecting search kept a
+    visit by overloading the vehicle by two units.
     """
-    largest = max(
-        [scaled_fixed_cost(v) for v in problem.vehicles]
-        + [scaled_penalty(problem, v) for v in problem.visits]
-    )
-    return max(100_000.0, 2.0 * largest)
+    largest = max((client.prize for client in data.clients()), default=0)
+    return max(DEFAULT_MAX_PENALTY, 2.0 * largest)
 
 
 def solve_pyvrp(*args: object, **kwargs: object) -> Routes | None:
@@ -259,7 +263,7 @@ def _solve(
         return {}
     params = pyvrp.SolveParams(
         ils=pyvrp.IteratedLocalSearchParams(callbacks=_Reporter(data, on_incumbent)),
-        penalty=pyvrp.PenaltyParams(max_penalty=_max_penalty(problem)),
+        penalty=pyvrp.PenaltyParams(max_penalty=_max_penalty(data.data)),
     )
     if fleet_first:
         smaller = _fleet_can_shrink(problem, data) and pyvrp.minimise_fleet(

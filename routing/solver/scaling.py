@@ -44,7 +44,9 @@ def travel_times(problem: Problem, cls: VehicleClass, sites: Sequence[int]) -> N
     return out
 
 
-def arc_costs(problem: Problem, cls: VehicleClass, sites: Sequence[int]) -> NDArray[np.int64]:
+def arc_costs(
+    problem: Problem, cls: VehicleClass, sites: Sequence[int], *, scale: int = COST_SCALE
+) -> NDArray[np.int64]:
     """Scaled cost of driving from site to site for ``cls`` (travel time and distance)."""
     index = np.asarray(sites, dtype=np.intp)
     matrix = problem.matrices[cls.profile]
@@ -53,17 +55,17 @@ def arc_costs(problem: Problem, cls: VehicleClass, sites: Sequence[int]) -> NDAr
     objective = problem.objective
     cost = objective.duration_cost_per_s * durations + objective.distance_cost_per_m * distances
     finite = np.isfinite(cost)
-    out = np.full(cost.shape, NO_PATH_S * COST_SCALE, dtype=np.int64)
-    out[finite] = np.rint(cost[finite] * COST_SCALE).astype(np.int64)
+    out = np.full(cost.shape, NO_PATH_S * scale, dtype=np.int64)
+    out[finite] = np.rint(cost[finite] * scale).astype(np.int64)
     return out
 
 
-def scaled_penalty(problem: Problem, task: Visit | BusStop) -> int:
-    return round(problem.objective.penalty_of(task) * COST_SCALE)
+def scaled_penalty(problem: Problem, task: Visit | BusStop, *, scale: int = COST_SCALE) -> int:
+    return round(problem.objective.penalty_of(task) * scale)
 
 
-def scaled_fixed_cost(vehicle: Vehicle) -> int:
-    return int(vehicle.fixed_cost) * COST_SCALE
+def scaled_fixed_cost(vehicle: Vehicle, *, scale: int = COST_SCALE) -> int:
+    return int(vehicle.fixed_cost) * scale
 
 
 def capacity_or_unlimited(vehicle: Vehicle, dimension: str, total_demand: int) -> int:
