@@ -110,7 +110,7 @@ function isOpen(step, local) {
 
 function render() {
   const app = document.getElementById("app");
-  app.replaceChildren(...page());
+  app.replaceChildren(...page().filter((part) => part));
   state.i18n.apply(app);
 }
 
@@ -243,13 +243,19 @@ function stepCard(step, local, isNext) {
     h("p", { class: "facts" }, details(step).join(" · ")),
     windows ? h("p", { class: "window" }, t("crew.window", { windows })) : null,
     step.notes ? h("p", { class: "notes" }, step.notes) : null,
+    // The next stop has every control; a later one (done out of order now and then) the essentials.
     h("div", { class: "links" },
       lat != null ? h("a", { class: "button", href: `geo:${lat},${lon}?q=${lat},${lon}(${encodeURIComponent(step.address || step.id)})` }, t("crew.navigate")) : null,
-      lat != null ? h("a", { class: "button", rel: "noreferrer", target: "_blank", href: `https://www.openstreetmap.org/?mlat=${lat}&mlon=${lon}#map=18/${lat}/${lon}` }, t("crew.map")) : null,
-      step.contact ? h("a", { class: "button", href: `tel:${step.contact.replace(/[^0-9+]/g, "")}` }, t("crew.call", { contact: step.contact })) : null),
-    h("div", { class: "actions" },
+      lat != null && isNext ? h("a", { class: "button", rel: "noreferrer", target: "_blank", href: `https://www.openstreetmap.org/?mlat=${lat}&mlon=${lon}#map=18/${lat}/${lon}` }, t("crew.map")) : null,
+      isNext ? null : recordButton(step),
+      step.contact ? h("a", { class: "button call", href: `tel:${step.contact.replace(/[^0-9+]/g, "")}` }, t("crew.call", { contact: step.contact })) : null),
+    isNext ? h("div", { class: "actions" },
       known.outcome !== "arrived" ? h("button", { type: "button", class: "big", onclick: () => record(step, "arrived", {}) }, t("crew.arrived")) : null,
-      h("button", { type: "button", class: "big primary", "data-action": "record", onclick: () => openDialog(step) }, t("crew.record"))));
+      recordButton(step)) : null);
+}
+
+function recordButton(step) {
+  return h("button", { type: "button", class: "big primary", "data-action": "record", onclick: () => openDialog(step) }, t("crew.record"));
 }
 
 function recordedList(day, local) {
