@@ -246,3 +246,41 @@ def test_every_string_the_crew_page_uses_is_in_both_languages() -> None:
         assert prefix in built or f"{prefix}." in source
     for outcome in ("arrived", "done", "not_home", "refused", "unreachable", "skipped"):
         assert f"outcome.{outcome}" in strings["en"]
+
+
+def test_a_bus_crew_sees_each_stop_with_its_people_and_dwell(sqlite_url: str, make_settings: MakeSettings) -> None:
+    from tests.service.test_api_buses import bus_request
+
+    settings = make_settings(sqlite_url, auth="required", solve_function="routing.solver:solve")
+    with TestClient(create_app(settings)) as client:
+        store: Store = client.app.state.store  # type: ignore[attr-defined]
+        dispatcher = bearer(Keys(store).create(role=Role.DISPATCHER, organisation="north")[1])
+        plan = client.post("/v1/plans?wait=true", json=bus_request(), headers=dispatcher)
+        assert plan.status_code == 200, plan.text
+        made = client.post(f"/v1/plans/{plan.json()['id']}/crew-links", json={"vehicle_id": "bus-1"},
+                           headers=dispatcher)
+        day = client.get("/v1/crew/day", headers=bearer(key_of(made.json()["url"]))).json()
+    assert day["vehicle_kind"] == "bus"
+    stops = [s for s in day["steps"] if s["kind"] == "stop"]
+    assert stops and all(s["people"] and s["dwell_s"] and s["needs"].get("tubes") for s in stops)
+    plaza = next(s for s in stops if s["id"] == "plaza")
+    assert plaza["address"] == "Plaza gate" and plaza["notes"] == "park by the fountain"
+    assert [s["kind"] for s in day["steps"]][-1] == "lab"  # the last drop on the way home
+
+
+def test_a_crew_key_made_with_keys_create_names_its_plan(post: Post, sqlite_url: str,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DOORSTEP_DATABASE_URL", sqlite_url)
+    get_settings.cache_clear()
+    try:
+        made = CliRunner().invoke(cli, ["keys", "create", "--role", "crew", "--org", "north", "--vehicle", "t2",
+                                        "--plan", post.today])
+        assert made.exit_code == 0, made.output
+        elsewhere = CliRunner().invoke(cli, ["keys", "create", "--role", "crew", "--org", "south", "--vehicle", "t2",
+                                             "--plan", post.today])
+        assert elsewhere.exit_code == 2 and "belongs to north" in elsewhere.output
+    finally:
+        get_settings.cache_clear()
+    token = made.stdout.strip().splitlines()[-1]
+    day = post.client.get("/v1/crew/day", headers=bearer(token)).json()
+    assert day["plan_id"] == post.today and day["vehicle_id"] == "t2" and day["expires_at"]
