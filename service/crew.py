@@ -176,15 +176,20 @@ def _changes(chain: Chain, vehicle_id: str) -> dict[str, Any] | None:
            if s.get("kind") in RECORDED_KINDS]
     kept_before = [s for s in was if s in mine]
     kept_after = [s for s in mine if s in was]
+    added = [a["id"] for a in diff["added"] if a["vehicle_id"] == vehicle_id] + [
+        m["id"] for m in diff["moved"] if m["to_vehicle"] == vehicle_id]
+    removed = [r["id"] for r in diff["removed"] if r["vehicle_id"] == vehicle_id and r["outcome"] is None] + [
+        m["id"] for m in diff["moved"] if m["from_vehicle"] == vehicle_id]
+    tasks = chain.tasks()
     return {
         "from_version": before.version, "to_version": after.version,
-        "added": [a["id"] for a in diff["added"] if a["vehicle_id"] == vehicle_id]
-        + [m["id"] for m in diff["moved"] if m["to_vehicle"] == vehicle_id],
-        "removed": [r["id"] for r in diff["removed"] if r["vehicle_id"] == vehicle_id and r["outcome"] is None]
-        + [m["id"] for m in diff["moved"] if m["from_vehicle"] == vehicle_id],
+        "added": added,
+        "removed": removed,
         "order_changed": kept_before != kept_after,
+        # only the doors that stay this crew's: a new one's time against another team's means nothing to it
         "eta_changes": [{"id": e["id"], "from": e["from"], "to": e["to"]} for e in diff["eta_changes"]
-                        if e["vehicle_id"] == vehicle_id],
+                        if e["vehicle_id"] == vehicle_id and e["id"] in kept_after],
+        "addresses": {i: tasks[i][1].get("address") for i in [*added, *removed, *kept_after] if i in tasks},
     }
 
 

@@ -105,7 +105,9 @@ class CrewChangesOut(BaseModel):
     added: list[str] = Field(description="Visits and stops that are this vehicle's now.")
     removed: list[str] = Field(description="No longer this vehicle's (cancelled or given to another).")
     order_changed: bool
-    eta_changes: list[dict[str, Any]]
+    eta_changes: list[dict[str, Any]] = Field(description="Planned start times that moved, of the stops that stay.")
+    addresses: dict[str, str | None] = Field(
+        default_factory=dict, description="The address of every stop named here (the removed ones are in no list).")
 
 
 class CrewProgressOut(BaseModel):

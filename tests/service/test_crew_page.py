@@ -168,10 +168,10 @@ class Phone:
 # -- the day ----------------------------------------------------------------------------------------
 
 
-def street_day(now: datetime) -> dict[str, Any]:
+def street_day(now: datetime, started_min_ago: int = 5) -> dict[str, Any]:
     """A depot and 12 households along one street (100 s apart) needing 16 tubes, two teams of 10
-    tubes each, shifts from five minutes ago: the first door is a little late already."""
-    start = max(0, now.hour * 3600 + now.minute * 60 - 5 * 60)
+    tubes each, shifts from ``started_min_ago`` minutes ago (5: the first door is a little late)."""
+    start = max(0, now.hour * 3600 + now.minute * 60 - started_min_ago * 60)
     xs = list(range(13))
     households = [("Mannerheimintie 12 A 3", 2, "quarantine", "卧床老人，请敲门后稍等", "+358 40 123 4567"),
                   ("Kaisaniemenkatu 4 B 11", 1, "vulnerable", None, None),
@@ -190,7 +190,7 @@ def street_day(now: datetime) -> dict[str, Any]:
         "vehicles": [{"id": f"team-{k}", "start_depot": "post", "shift": {"start": start, "end": start + 8 * 3600},
                       "capacity": {"tubes": 10}} for k in (1, 2)],
         "visits": visits,
-        "options": {"time_limit_s": 1},
+        "options": {"time_limit_s": 2},
     }
 
 
@@ -199,8 +199,8 @@ def local_now() -> datetime:
 
 
 def route_ids(plan: dict[str, Any], vehicle_id: str) -> list[str]:
-    route = next(r for r in plan["plan"]["routes"] if r["vehicle_id"] == vehicle_id)
-    return [s["id"] for s in route["steps"] if s["kind"] == "visit"]
+    routes = [r for r in plan["plan"]["routes"] if r["vehicle_id"] == vehicle_id]
+    return [s["id"] for r in routes for s in r["steps"] if s["kind"] == "visit"]
 
 
 def shown_ids(page: Page) -> list[str]:
@@ -224,11 +224,15 @@ def link(server: Server, plan_id: str, vehicle_id: str) -> str:
 
 
 def test_a_crew_works_its_day_online_and_offline_and_sees_a_replan(server: Server, browser: Browser) -> None:
-    request = street_day(local_now())
+    request = street_day(local_now(), started_min_ago=30)
     plan = server.solved(request)
     plan_id = plan["id"]
     mine, theirs = route_ids(plan, "team-1"), route_ids(plan, "team-2")
-    assert len(mine) >= 5 and theirs, (mine, theirs)  # 10 tubes each: both teams go out
+    now_s = local_now().hour * 3600 + local_now().minute * 60
+    late = [s["id"] for r in plan["plan"]["routes"] if r["vehicle_id"] == "team-1" for s in r["steps"]
+            if s["kind"] == "visit" and s["start_s"] < now_s - 120]
+    # 10 tubes each: both teams go out
+    assert len(mine) >= 5 and theirs, (plan["plan"]["summary"], plan["plan"]["unassigned"])
     url = link(server, plan_id, "team-1")
     token = url.split("#key=")[1]
     phone = Phone(browser, "en-GB")
@@ -238,6 +242,9 @@ def test_a_crew_works_its_day_online_and_offline_and_sees_a_replan(server: Serve
         expect(page.locator("article.card.next")).to_be_visible()
         assert "#key" not in page.url  # the fragment is taken out of the address bar
         assert shown_ids(page) == mine  # its own route, in order, the next stop first
+        assert late  # the shift began half an hour ago: the first doors are late, and the page says so
+        expect(page.get_by_test_id("progress")).to_contain_text(re.compile(r"· [1-9]\d* late"))
+        expect(page.locator(f'article[data-step="{late[0]}"] .badge.late')).to_contain_text("late")
         for step in plan["plan"]["routes"]:
             if step["vehicle_id"] == "team-2":
                 for visit in step["steps"]:
@@ -266,6 +273,8 @@ def test_a_crew_works_its_day_online_and_offline_and_sees_a_replan(server: Serve
         page.reload()
         expect(page.get_by_test_id("waiting-count")).to_have_text("2 to send")
         expect(page.locator("article.card.next")).to_be_visible()
+        expect(page.get_by_test_id("signal")).to_have_text("Offline")
+        assert page.evaluate("navigator.serviceWorker.controller !== null")
         assert server.log.read_text() == log_before  # nothing reached the server while offline
         assert len(server.events(plan_id)) == 1
 
@@ -296,8 +305,7 @@ def test_a_crew_works_its_day_online_and_offline_and_sees_a_replan(server: Serve
         expect(page.get_by_test_id("progress")).to_contain_text("3 done")
 
         # a re-plan while the page is open: an urgent household on the way to the next door
-        now = local_now()
-        now_s = now.hour * 3600 + now.minute * 60
+        now_s = local_now().hour * 3600 + local_now().minute * 60
         current = route_ids(plan, "team-1")
         rest = [s for s in current if s not in (first, second, third, fourth)]
         assert rest, current
@@ -307,7 +315,8 @@ def test_a_crew_works_its_day_online_and_offline_and_sees_a_replan(server: Serve
         notice = page.get_by_test_id("replan-notice")
         expect(notice).to_be_visible(timeout=30_000)  # the page reads the route every 10 s
         expect(notice).to_contain_text("re-planned (version 2)")
-        assert "urgent" in new_order and shown_ids(page) == new_order
+        assert "urgent" in new_order, version["plan"]["unassigned"]
+        assert shown_ids(page) == new_order
         expect(notice).to_contain_text("New for you: Hämeentie 1")
         save(page, "crew-en-replanned")
         notice.get_by_role("button").click()
@@ -341,6 +350,16 @@ def test_the_list_and_the_outcome_dialog_in_both_languages(server: Server, brows
         finally:
             phone.close()
         assert_only_offline_errors(phone.errors)
+    # a revoked link: the page says so (and keeps what it has not sent)
+    prefix = url.split("#key=dsk_")[1].split("_")[0]
+    assert server.http.delete(f"/v1/plans/{plan['id']}/crew-links/{prefix}").status_code == 200
+    phone = Phone(browser, "en-US")
+    try:
+        phone.page.goto(url)
+        expect(phone.page.get_by_role("alert")).to_contain_text("This link no longer works")
+    finally:
+        phone.close()
+    assert phone.errors and all("401" in e for e in phone.errors), phone.errors
     for name in ("crew-zh-list", "crew-zh-dialog", "crew-en-list", "crew-en-dialog"):
         assert (SCREENSHOTS / f"{name}.png").stat().st_size > 10_000
 
@@ -360,13 +379,15 @@ def wait_for_ledger(server: Server, plan_id: str, count: int, timeout_s: float =
 
 def replan_with_urgent_visit(server: Server, plan_id: str, request: dict[str, Any], now_s: int, *,
                              before: str) -> dict[str, Any]:
-    """Re-plan at ``now_s`` with an urgent household half-way to the door ``before``; its travel
-    times are given over the plan's sites (the depot, then the visits), then the new visit."""
+    """Re-plan at ``now_s`` with an urgent household half-way to the door ``before``, team-2 gone
+    home (so the household is team-1's); its travel times are given over the plan's sites (the
+    depot, then the visits), then the new visit."""
     sites = [request["depots"][0], *request["visits"]]
     x = {s["id"]: i for i, s in enumerate(sites)}
     xs = [*range(len(sites)), x[before] - 0.5]
     body = {
         "now": now_s,
+        "dropped_vehicles": ["team-2"],
         "new_visits": [{"id": "urgent", "location": [24.9405, 60.171], "people": 1, "priority": "urgent",
                         "address": "Hämeentie 1", "setup_s": 300}],
         "matrices": {"drive": {"durations_s": [[abs(a - b) * 100 for b in xs] for a in xs],

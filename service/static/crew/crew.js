@@ -177,7 +177,7 @@ function replanNotice(day) {
 
 function label(day, id) {
   const step = [...day.steps, ...day.recorded].find((s) => s.id === id);
-  return step && step.address ? `${step.address}` : id;
+  return (step && step.address) || (day.changes && day.changes.addresses[id]) || id;
 }
 
 function progress(day, local) {
