@@ -67,7 +67,7 @@ class Server:
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("DOORSTEP_")}
         self.env.update(DOORSTEP_DATA_DIR=str(data_dir), DOORSTEP_NETWORKS="{}", DOORSTEP_WORKERS="1",
                         DOORSTEP_AUTH="required", DOORSTEP_DEFAULT_TIME_LIMIT_S="1", DOORSTEP_POLL_S="0.1",
-                        DOORSTEP_LOG_LEVEL="INFO")
+                        DOORSTEP_LOG_LEVEL="INFO", PYTHONUNBUFFERED="1")
         doorstep = shutil.which("doorstep", path=str(Path(sys.executable).parent)) or "doorstep"
         self.doorstep = doorstep
         self.dispatcher = self.cli("keys", "create", "--role", "dispatcher", "--org", "kallio").strip().splitlines()[-1]
@@ -188,7 +188,9 @@ def street_day(now: datetime, started_min_ago: int = 5) -> dict[str, Any]:
                                "distances_m": [[abs(a - b) * 500 for b in xs] for a in xs]}},
         "depots": [{"id": "post", "location": [24.94, 60.17]}],
         "vehicles": [{"id": f"team-{k}", "start_depot": "post", "shift": {"start": start, "end": start + 8 * 3600},
-                      "capacity": {"tubes": 10}} for k in (1, 2)],
+                      "capacity": {"tubes": 10},
+                      "breaks": [{"id": "lunch", "start": start + 900, "end": start + 1800, "duration_s": 1200}]}
+                     for k in (1, 2)],
         "visits": visits,
         "options": {"time_limit_s": 2},
     }
@@ -224,16 +226,18 @@ def link(server: Server, plan_id: str, vehicle_id: str) -> str:
 
 
 def test_a_crew_works_its_day_online_and_offline_and_sees_a_replan(server: Server, browser: Browser) -> None:
-    request = street_day(local_now(), started_min_ago=30)
+    request = street_day(local_now(), started_min_ago=60)
     plan = server.solved(request)
     plan_id = plan["id"]
-    mine, theirs = route_ids(plan, "team-1"), route_ids(plan, "team-2")
+    # the crew of the team with the longer route: four records leave it doors to re-plan
+    vehicle, other_vehicle = sorted(("team-1", "team-2"), key=lambda v: -len(route_ids(plan, v)))
+    mine, theirs = route_ids(plan, vehicle), route_ids(plan, other_vehicle)
     now_s = local_now().hour * 3600 + local_now().minute * 60
-    late = [s["id"] for r in plan["plan"]["routes"] if r["vehicle_id"] == "team-1" for s in r["steps"]
+    late = [s["id"] for r in plan["plan"]["routes"] if r["vehicle_id"] == vehicle for s in r["steps"]
             if s["kind"] == "visit" and s["start_s"] < now_s - 120]
     # 10 tubes each: both teams go out
-    assert len(mine) >= 5 and theirs, (plan["plan"]["summary"], plan["plan"]["unassigned"])
-    url = link(server, plan_id, "team-1")
+    assert len(mine) >= 6 and theirs, (plan["plan"]["summary"], plan["plan"]["unassigned"])
+    url = link(server, plan_id, vehicle)
     token = url.split("#key=")[1]
     phone = Phone(browser, "en-GB")
     page = phone.page
@@ -242,25 +246,28 @@ def test_a_crew_works_its_day_online_and_offline_and_sees_a_replan(server: Serve
         expect(page.locator("article.card.next")).to_be_visible()
         assert "#key" not in page.url  # the fragment is taken out of the address bar
         assert shown_ids(page) == mine  # its own route, in order, the next stop first
-        assert late  # the shift began half an hour ago: the first doors are late, and the page says so
+        assert late  # the shift began an hour ago: the first doors are late, and the page says so
         expect(page.get_by_test_id("progress")).to_contain_text(re.compile(r"· [1-9]\d* late"))
         expect(page.locator(f'article[data-step="{late[0]}"] .badge.late')).to_contain_text("late")
         for step in plan["plan"]["routes"]:
-            if step["vehicle_id"] == "team-2":
+            if step["vehicle_id"] == other_vehicle:
                 for visit in step["steps"]:
                     if visit["kind"] == "visit":
                         assert visit["address"] not in page.content()
         crew = {"Authorization": f"Bearer {token}"}
-        other = httpx.get(f"{server.url}/v1/plans/{plan_id}/routes/team-2", headers=crew)
-        assert other.status_code == 403  # another vehicle's route: refused
+        refused = httpx.get(f"{server.url}/v1/plans/{plan_id}/routes/{other_vehicle}", headers=crew)
+        assert refused.status_code == 403  # another vehicle's route: refused
 
         # the service worker has the page and its files; the page is under its control
         assert page.evaluate("navigator.serviceWorker.ready.then(r => r.active !== null)")
         page.reload()
         page.wait_for_function("navigator.serviceWorker.controller !== null")
 
+        arrived = page.locator("article.card.next")
+        arrived.get_by_role("button", name="Arrived").click()  # at the door: the arrival is recorded
+        expect(arrived.locator(".badge.here")).to_contain_text("here since")
         first = record(page, "done")  # online
-        wait_for_ledger(server, plan_id, 1)
+        wait_for_ledger(server, plan_id, 2)
 
         phone.context.set_offline(True)
         time.sleep(0.5)  # a call already on its way may still land
@@ -276,7 +283,8 @@ def test_a_crew_works_its_day_online_and_offline_and_sees_a_replan(server: Serve
         expect(page.get_by_test_id("signal")).to_have_text("Offline")
         assert page.evaluate("navigator.serviceWorker.controller !== null")
         assert server.log.read_text() == log_before  # nothing reached the server while offline
-        assert len(server.events(plan_id)) == 1
+        recorded = server.events(plan_id)
+        assert len(recorded) == 2, [(e["step_id"], e["outcome"], e["recorded_at"]) for e in recorded]
 
         # the first record that goes out reaches the server but its answer is lost: sent again
         lost: list[str] = []
@@ -294,24 +302,26 @@ def test_a_crew_works_its_day_online_and_offline_and_sees_a_replan(server: Serve
         expect(page.get_by_test_id("waiting-count")).to_have_count(0, timeout=30_000)
         page.unroute("**/v1/plans/*/events")
         fourth = record(page, "done")  # online again
-        events = wait_for_ledger(server, plan_id, 4)
+        events = wait_for_ledger(server, plan_id, 5)
         assert [(e["step_id"], e["outcome"]) for e in events] == [
-            (first, "done"), (second, "done"), (third, "not_home"), (fourth, "done")]  # each once, in order
-        assert lost and lost[0] == events[1]["idempotency_key"]
-        assert len({e["idempotency_key"] for e in events}) == 4
+            (first, "arrived"), (first, "done"), (second, "done"), (third, "not_home"), (fourth, "done")]  # once each
+        assert lost and lost[0] == events[2]["idempotency_key"]
+        assert len({e["idempotency_key"] for e in events}) == 5
+        assert events[1]["payload"]["arrival_s"] == events[0]["payload"]["at_s"]  # the door's arrival and departure
+        assert events[1]["payload"]["departure_s"] == events[1]["payload"]["at_s"]
         progress = server.http.get(f"/v1/plans/{plan_id}/progress").json()
-        team = next(v for v in progress["vehicles"] if v["vehicle_id"] == "team-1")
+        team = next(v for v in progress["vehicles"] if v["vehicle_id"] == vehicle)
         assert team["done"] == 3 and team["outcomes"]["not_home"] == 1 and team["people_sampled"] > 0
         expect(page.get_by_test_id("progress")).to_contain_text("3 done")
 
         # a re-plan while the page is open: an urgent household on the way to the next door
         now_s = local_now().hour * 3600 + local_now().minute * 60
-        current = route_ids(plan, "team-1")
+        current = route_ids(plan, vehicle)
         rest = [s for s in current if s not in (first, second, third, fourth)]
         assert rest, current
-        replan = replan_with_urgent_visit(server, plan_id, request, now_s, before=rest[0])
+        replan = replan_with_urgent_visit(server, plan_id, request, now_s, before=rest[0], dropped=other_vehicle)
         version = server.wait_done(replan["id"])
-        new_order = route_ids(version, "team-1")
+        new_order = route_ids(version, vehicle)
         notice = page.get_by_test_id("replan-notice")
         expect(notice).to_be_visible(timeout=30_000)  # the page reads the route every 10 s
         expect(notice).to_contain_text("re-planned (version 2)")
@@ -341,6 +351,7 @@ def test_the_list_and_the_outcome_dialog_in_both_languages(server: Server, brows
             expect(page.locator("article.card.next")).to_be_visible()
             expected = {"zh": "下一站", "en": "Next"}
             expect(page.locator("h2.section").first).to_have_text(expected[first])
+            expect(page.locator("article.card.quiet").first).to_contain_text({"zh": "休息", "en": "Break"}[first])
             shoot(page, first)
             page.locator("header button.lang").click()  # the other language, kept on the phone
             expect(page.locator("h2.section").first).to_have_text(expected[other])
@@ -378,16 +389,16 @@ def wait_for_ledger(server: Server, plan_id: str, count: int, timeout_s: float =
 
 
 def replan_with_urgent_visit(server: Server, plan_id: str, request: dict[str, Any], now_s: int, *,
-                             before: str) -> dict[str, Any]:
-    """Re-plan at ``now_s`` with an urgent household half-way to the door ``before``, team-2 gone
-    home (so the household is team-1's); its travel times are given over the plan's sites (the
-    depot, then the visits), then the new visit."""
+                             before: str, dropped: str) -> dict[str, Any]:
+    """Re-plan at ``now_s`` with an urgent household half-way to the door ``before``, the team
+    ``dropped`` gone home (so the household is the other's); its travel times are given over the
+    plan's sites (the depot, then the visits), then the new visit."""
     sites = [request["depots"][0], *request["visits"]]
     x = {s["id"]: i for i, s in enumerate(sites)}
     xs = [*range(len(sites)), x[before] - 0.5]
     body = {
         "now": now_s,
-        "dropped_vehicles": ["team-2"],
+        "dropped_vehicles": [dropped],
         "new_visits": [{"id": "urgent", "location": [24.9405, 60.171], "people": 1, "priority": "urgent",
                         "address": "Hämeentie 1", "setup_s": 300}],
         "matrices": {"drive": {"durations_s": [[abs(a - b) * 100 for b in xs] for a in xs],

@@ -135,6 +135,9 @@ function page() {
     parts.push(h("p", { class: "notice good" }, t("crew.all_done")));
   } else {
     const upcoming = open.slice(nextIndex + 1);
+    // a break or a lab drop due before the next door, unless it is over
+    const before = open.slice(0, nextIndex).filter((s) => s.departure_s == null || s.departure_s > nowS());
+    parts.push(...before.map((s) => stepCard(s, local, false)));
     parts.push(h("h2", { class: "section" }, t("crew.next")), stepCard(open[nextIndex], local, true));
     if (upcoming.length) {
       parts.push(h("h2", { class: "section" }, t("crew.then", { n: upcoming.filter((s) => RECORDED_KINDS.has(s.kind)).length })));
@@ -314,8 +317,10 @@ function openDialog(step) {
   dialog.showModal();
 }
 
-function record(step, outcome, { people = 0, tubes = 0, note = "" }) {
+function record(shown, outcome, { people = 0, tubes = 0, note = "" }) {
   const day = state.day;
+  // the step as the page knows it now: the card may have been drawn before the last read
+  const step = [...day.steps, ...day.recorded].find((s) => s.id === shown.id) || shown;
   const at = nowS();
   const body = { vehicle_id: day.vehicle_id, step_id: step.id, outcome, at };
   if (outcome === "arrived") {

@@ -9,7 +9,14 @@ const CACHE = `doorstep-${APP}-__VERSION__`;
 const SHELL = __SHELL__;
 
 self.addEventListener("install", (event) => {
-  event.waitUntil(caches.open(CACHE).then((cache) => cache.addAll(SHELL)).then(() => self.skipWaiting()));
+  // API calls bypass this worker altogether where the browser can say so (static routing, Chromium
+  // 123+): they are the page's own requests, so the page sees every failure and no worker stands
+  // between it and the network.
+  const routed = event.addRoutes
+    ? event.addRoutes({ condition: { urlPattern: { pathname: "/v1/*" } }, source: "network" }).catch(() => {})
+    : Promise.resolve();
+  event.waitUntil(Promise.all([routed, caches.open(CACHE).then((cache) => cache.addAll(SHELL))])
+    .then(() => self.skipWaiting()));
 });
 
 self.addEventListener("activate", (event) => {
