@@ -9,7 +9,10 @@ Roles:
 
 - ``dispatcher``: everything in their organisation, personal data included;
 - ``crew``: their own vehicle's route (personal data of its residents included) and recording
-  its outcomes; nothing else;
+  its outcomes, in one plan (every re-planned version of it) until the end of that plan's day;
+  nothing else. Vehicle ids are reused every day, so a crew key names its plan too: a crew link
+  (:mod:`service.crew`) is such a key. A crew key made before keys had plans is bound to the
+  first plan it opens (:meth:`Keys.bind_plan`);
 - ``integrator``: submit problems, read plans, progress and versions; residents' notes and
   contacts only with ``can_read_personal``.
 """
@@ -24,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from service.store import ApiKeyRecord, Store, utcnow
 
@@ -51,6 +54,9 @@ class Principal:
     can_read_personal: bool = False
     key_prefix: str | None = None
     """None when the call came without a key (open mode)."""
+    plan_id: str | None = None
+    """Crew keys: the first version of the plan they reach (None: a key older than crew links,
+    not bound yet)."""
 
     @property
     def actor(self) -> str:
@@ -78,6 +84,8 @@ class KeyInfo:
     label: str | None
     created_at: datetime
     revoked_at: datetime | None
+    plan_id: str | None = None
+    expires_at: datetime | None = None
 
     @classmethod
     def of(cls, record: ApiKeyRecord) -> KeyInfo:
@@ -90,6 +98,8 @@ class KeyInfo:
             label=record.label,
             created_at=record.created_at,
             revoked_at=record.revoked_at,
+            plan_id=record.plan_id,
+            expires_at=record.expires_at,
         )
 
 
@@ -121,15 +131,22 @@ class Keys:
         vehicle_id: str | None = None,
         can_read_personal: bool = False,
         label: str | None = None,
+        plan_id: str | None = None,
+        expires_at: datetime | None = None,
     ) -> tuple[KeyInfo, str]:
-        """A new key and its secret token (shown once: only its hash is kept)."""
+        """A new key and its secret token (shown once: only its hash is kept).
+
+        A crew key belongs to a vehicle of a plan (``plan_id``: its first version) and should
+        expire with the plan's day (:func:`service.crew.end_of_day`)."""
         role = Role(role)
         if not organisation.strip():
             raise ValueError("organisation must not be empty")
         if role is Role.CREW and not vehicle_id:
             raise ValueError("a crew key needs --vehicle: the vehicle whose route it reads and records")
-        if role is not Role.CREW and vehicle_id:
-            raise ValueError("only crew keys belong to a vehicle")
+        if role is Role.CREW and not plan_id:
+            raise ValueError("a crew key needs --plan: vehicle ids are reused every day, the plan says which day")
+        if role is not Role.CREW and (vehicle_id or plan_id or expires_at):
+            raise ValueError("only crew keys belong to a vehicle, a plan and a day")
         if role is Role.CREW and can_read_personal:
             raise ValueError("crews see their own residents' data already; --personal-data is for integrators")
         prefix = secrets.token_hex(4)
@@ -145,6 +162,8 @@ class Keys:
             label=label,
             created_at=utcnow(),
             revoked_at=None,
+            plan_id=plan_id,
+            expires_at=expires_at,
         )
         with self.store.transaction() as session:
             session.add(record)
@@ -152,10 +171,33 @@ class Keys:
             info = KeyInfo.of(record)
         return info, token
 
-    def list(self) -> list[KeyInfo]:
+    def list(self, *, plan_id: str | None = None) -> list[KeyInfo]:
+        """Every key, oldest first; with ``plan_id``, only the crew keys of that plan."""
+        query = select(ApiKeyRecord).order_by(ApiKeyRecord.created_at)
+        if plan_id is not None:
+            query = query.where(ApiKeyRecord.plan_id == plan_id)
         with self.store.transaction() as session:
-            records = session.execute(select(ApiKeyRecord).order_by(ApiKeyRecord.created_at)).scalars().all()
-            return [KeyInfo.of(r) for r in records]
+            return [KeyInfo.of(r) for r in session.execute(query).scalars().all()]
+
+    def get(self, prefix: str) -> KeyInfo | None:
+        with self.store.transaction() as session:
+            record = session.execute(select(ApiKeyRecord).where(ApiKeyRecord.prefix == prefix)).scalar_one_or_none()
+            return None if record is None else KeyInfo.of(record)
+
+    def bind_plan(self, prefix: str, plan_id: str, expires_at: datetime | None) -> str | None:
+        """Bind a crew key made before keys had plans to ``plan_id`` (the first plan it opens),
+        expiring at ``expires_at``; the plan it is bound to afterwards (another one if a
+        concurrent call bound it first). Only the first binding counts."""
+        with self.store.transaction() as session:
+            session.execute(
+                update(ApiKeyRecord)
+                .where(ApiKeyRecord.prefix == prefix, ApiKeyRecord.plan_id.is_(None),
+                       ApiKeyRecord.role == Role.CREW.value)
+                .values(plan_id=plan_id, expires_at=expires_at)
+            )
+            return session.execute(
+                select(ApiKeyRecord.plan_id).where(ApiKeyRecord.prefix == prefix)
+            ).scalar_one_or_none()
 
     def revoke(self, prefix: str) -> KeyInfo | None:
         """Revoke the key with ``prefix`` (already revoked: unchanged). None if there is none."""
@@ -177,7 +219,8 @@ class Keys:
         return found is not None
 
     def authenticate(self, token: str) -> Principal:
-        """The principal of ``token``; :class:`AuthError` if it is malformed, unknown or revoked."""
+        """The principal of ``token``; :class:`AuthError` if it is malformed, unknown, revoked or
+        expired."""
         prefix = _split(token.strip())
         if prefix is None:
             raise AuthError("malformed API key: keys look like dsk_<8 hex digits>_<secret>")
@@ -189,10 +232,14 @@ class Keys:
                 raise AuthError("unknown API key")
             if record.revoked_at is not None:
                 raise AuthError(f"API key {prefix} was revoked; ask a dispatcher for a new one")
+            if record.expires_at is not None and record.expires_at <= utcnow():
+                raise AuthError(f"API key {prefix} expired at the end of its plan's day "
+                                f"({record.expires_at:%Y-%m-%d %H:%M} UTC); ask a dispatcher for today's link")
             return Principal(
                 role=Role(record.role),
                 organisation=record.organisation,
                 vehicle_id=record.vehicle_id,
                 can_read_personal=record.can_read_personal,
                 key_prefix=record.prefix,
+                plan_id=record.plan_id,
             )

@@ -18,7 +18,7 @@ from rich.table import Table
 
 from routing.errors import DoorstepError, ProblemError
 from service import exports
-from service.cli_ops import keys_app, purge
+from service.cli_ops import keys_app, links_app, purge
 
 if TYPE_CHECKING:
     from routing.solver import Progress as SolveProgress
@@ -307,6 +307,7 @@ def demo(
 # -- access and retention: doorstep keys ..., doorstep purge (service/cli_ops.py) --------------------
 
 app.add_typer(keys_app, name="keys")
+app.add_typer(links_app, name="crew-links")
 app.command("purge")(purge)
 
 

@@ -58,6 +58,11 @@ class Settings(BaseSettings):
     )
 
     cors_origins: list[str] = Field(default_factory=list)
+    public_url: str | None = Field(
+        default=None,
+        description="The address crews' phones reach this server at (e.g. http://192.168.1.10:8000), for "
+        "crew links; default: the address the dispatcher's own call came to.",
+    )
     log_level: str = "INFO"
 
     auth: Literal["auto", "required", "open"] = Field(

@@ -151,6 +151,10 @@ class ApiKeyRecord(Base):
     label: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    plan_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    """Crew keys: the first version of the plan they reach (and so every version of it)."""
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    """Crew keys: the end of their plan's day; calls after it answer 401."""
 
 
 @dataclass(frozen=True, slots=True)

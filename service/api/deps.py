@@ -11,6 +11,7 @@ from fastapi import Depends, HTTPException, Request, status
 
 from service.auth import AuthError, Keys, Principal, Role
 from service.config import Settings
+from service.crew import bind_unplanned_key
 from service.jobs import JobRunner
 from service.networks import NetworkRegistry
 from service.store import PlanRow, Store
@@ -111,6 +112,7 @@ DispatcherDep = Annotated[Principal, Depends(require(Role.DISPATCHER))]
 ReaderDep = Annotated[Principal, Depends(require(Role.DISPATCHER, Role.INTEGRATOR))]
 """Dispatchers and integrators: submit problems, read plans and progress."""
 CrewOrDispatcherDep = Annotated[Principal, Depends(require(Role.DISPATCHER, Role.CREW))]
+CrewDep = Annotated[Principal, Depends(require(Role.CREW))]
 
 
 def check_vehicle(principal: Principal, vehicle_id: str) -> None:
@@ -129,7 +131,22 @@ def plan_of(store: Store, plan_id: str, principal: Principal, *, document: bool 
     row = store.get(plan_id, document=document, request=request)
     if row is None or row.organisation != principal.organisation:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f'no plan "{plan_id}"')
+    check_plan(store, principal, row)
     return row
+
+
+def check_plan(store: Store, principal: Principal, row: PlanRow) -> None:
+    """A crew key reaches only its own plan (every version of it): 403 for any other. Vehicle
+    ids are reused every day, so the vehicle alone would reach every day's route."""
+    if principal.role is not Role.CREW:
+        return
+    own = bind_unplanned_key(store, principal, row)
+    if own != row.root:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            f'this crew key belongs to plan "{own}" (vehicle "{principal.vehicle_id}"): it may not reach plan '
+            f'"{row.id}"',
+        )
 
 
 Responses = dict[int | str, dict[str, Any]]

@@ -67,7 +67,7 @@ AtQuery = Annotated[
 ]
 
 
-def _now_s() -> int:
+def now_s() -> int:
     now = datetime.now().astimezone()
     return now.hour * 3600 + now.minute * 60 + now.second
 
@@ -158,7 +158,7 @@ def get_progress(plan_id: str, store: StoreDep, principal: ReaderDep, at: AtQuer
     """Per vehicle: done, remaining, late and how far behind; people sampled against expected;
     every resident not sampled yet with their last outcome (notes and contacts only if allowed)."""
     row = plan_of(store, plan_id, principal)
-    out = progress(_chain(store, row), _now_s() if at is None else at)
+    out = progress(_chain(store, row), now_s() if at is None else at)
     if not principal.sees_personal_data():
         for item in out["not_sampled"]:
             item["notes"] = item["contact"] = None

@@ -138,13 +138,14 @@ def small_request(**overrides: Any) -> dict[str, Any]:
 
 
 def wait_for(
-    client: TestClient, plan_id: str, statuses: set[str], timeout_s: float = 30.0
+    client: TestClient, plan_id: str, statuses: set[str], timeout_s: float = 30.0,
+    headers: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Poll the plan until its status is one of ``statuses``."""
+    """Poll the plan (with ``headers``, e.g. a key) until its status is one of ``statuses``."""
     deadline = time.monotonic() + timeout_s
     body: dict[str, Any] = {}
     while time.monotonic() < deadline:
-        response = client.get(f"/v1/plans/{plan_id}")
+        response = client.get(f"/v1/plans/{plan_id}", headers=headers)
         assert response.status_code == 200, response.text
         body = response.json()
         if body["status"] in statuses:

@@ -200,8 +200,10 @@ def test_openapi_has_stable_operation_ids_and_examples(sqlite_url: str, make_set
         # field operations (issue 6)
         "record_event", "list_events", "get_progress", "replan", "list_versions", "compare_versions",
         "carry_over", "evaluate_routes",
+        # crew links and the crew's day (issue 14)
+        "create_crew_link", "list_crew_links", "revoke_crew_link", "get_crew_day",
     }
     assert "[lon, lat]" in schema["info"]["description"]
     assert operations["create_plan"]["requestBody"]["content"]["application/json"]["examples"]
-    for name in ("PlanRequest", "PlanOut", "PlanList", "RouteDetail", "MatrixRequest", "NetworkList"):
+    for name in ("PlanRequest", "PlanOut", "PlanList", "RouteDetail", "MatrixRequest", "NetworkList", "CrewLinkIn"):
         assert schema["components"]["schemas"][name].get("examples"), name

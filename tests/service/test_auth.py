@@ -34,14 +34,14 @@ class Fleet:
         keys = Keys(store)
         make = keys.create
         self.dispatcher = make(role=Role.DISPATCHER, organisation="north")[1]
-        self.crew1 = make(role=Role.CREW, organisation="north", vehicle_id="t1")[1]
-        self.crew2 = make(role=Role.CREW, organisation="north", vehicle_id="t2")[1]
         self.integrator = make(role=Role.INTEGRATOR, organisation="north")[1]
         self.granted = make(role=Role.INTEGRATOR, organisation="north", can_read_personal=True)[1]
         self.south = make(role=Role.DISPATCHER, organisation="south")[1]
         response = client.post("/v1/plans?wait=true", json=line_request(visits=3), headers=bearer(self.dispatcher))
         assert response.status_code == 200, response.text
         self.plan_id = response.json()["id"]
+        self.crew1 = make(role=Role.CREW, organisation="north", vehicle_id="t1", plan_id=self.plan_id)[1]
+        self.crew2 = make(role=Role.CREW, organisation="north", vehicle_id="t2", plan_id=self.plan_id)[1]
         self.keys = keys
 
 
@@ -166,7 +166,9 @@ def test_auto_mode_is_open_on_loopback_until_the_first_key(sqlite_url: str, make
     ("fields", "message"),
     [
         ({"role": Role.CREW}, "needs --vehicle"),
+        ({"role": Role.CREW, "vehicle_id": "t1"}, "needs --plan"),  # vehicle ids are reused every day
         ({"role": Role.DISPATCHER, "vehicle_id": "t1"}, "only crew keys"),
+        ({"role": Role.INTEGRATOR, "plan_id": "p1"}, "only crew keys"),
         ({"role": Role.INTEGRATOR, "organisation": " "}, "organisation"),
     ],
 )
@@ -189,7 +191,7 @@ def test_keys_are_created_listed_and_revoked_with_the_cli(
     get_settings.cache_clear()
     runner = CliRunner()
     try:
-        created = runner.invoke(cli, ["keys", "create", "--role", "crew", "--org", "north", "--vehicle", "t1"])
+        created = runner.invoke(cli, ["keys", "create", "--role", "integrator", "--org", "north"])
         assert created.exit_code == 0, created.output
         token = created.stdout.strip().splitlines()[-1]
         assert token.startswith("dsk_")
@@ -197,11 +199,13 @@ def test_keys_are_created_listed_and_revoked_with_the_cli(
         listed = runner.invoke(cli, ["keys", "list"])
         assert prefix in listed.output and token not in listed.output  # the secret is shown once
         with TestClient(create_app(make_settings(sqlite_url, auth="required"))) as client:
-            assert client.get("/v1/plans", headers=bearer(token)).status_code == 403  # crew: not a listing
+            assert client.get("/v1/plans", headers=bearer(token)).status_code == 200
             assert runner.invoke(cli, ["keys", "revoke", prefix]).exit_code == 0
             assert client.get("/v1/plans", headers=bearer(token)).status_code == 401
         assert runner.invoke(cli, ["keys", "revoke", "ffffffff"]).exit_code == 2
         bad = runner.invoke(cli, ["keys", "create", "--role", "crew", "--org", "north"])
         assert bad.exit_code == 2 and "--vehicle" in bad.output
+        unbound = runner.invoke(cli, ["keys", "create", "--role", "crew", "--org", "north", "--vehicle", "t1"])
+        assert unbound.exit_code == 2 and "--plan" in unbound.output
     finally:
         get_settings.cache_clear()
