@@ -151,6 +151,7 @@ def solve(
     else:
         jobs = _jobs(problem, task_ids, engine, seed, cores)
         incumbents.part_problems = {int(job.run.options.get("part", 0)): job.problem for job in jobs}
+        incumbents.expected = {job.run.label for job in jobs}
         stats["parts"] = len(incumbents.part_problems)
         # Fleet descent (bus stops) searches smaller fleets from scratch: the best plan stalls by design.
         may_stop_early = not (full_budget or problem.stops)
@@ -223,17 +224,17 @@ def _jobs(problem: Problem, task_ids: Sequence[str], engine: str, seed: int, cor
 def converged(incumbents: _Incumbents, tasks: int) -> bool:
     """Whether the search has gone long enough without improving the best plan to stop.
 
-    Long enough is :data:`MIN_STALL_S`, :data:`STALL_S_PER_TASK_SQUARED` times the tasks squared,
-    and :data:`STALL_FACTOR` times as long as
-    the search took from its first answer to its best: a 2-visit request stops a few hundredths of
-    a second after its first answer; a day that was still improving late in its budget uses all
+    Every run must have answered at least once. Long enough is then :data:`MIN_STALL_S`,
+    :data:`STALL_S_PER_TASK_SQUARED` times the tasks squared, and :data:`STALL_FACTOR` times as
+    long as the search took from its first answer to its best: a 2-visit request stops a fraction
+    of a second after its first answer; a day that was still improving late in its budget uses all
     of it. (Counted from the first answer, not the start: starting the engine processes on a busy
     machine would otherwise count as search.)
     """
     if incumbents.improved_at is None or incumbents.first_at is None:
         return False
-    if len(incumbents.parts) < len(incumbents.part_problems or (0,)):
-        return False
+    if not incumbents.expected <= incumbents.answered:
+        return False  # an engine that has not answered yet (PyVRP's fleet-first twin) may do better
     stalled = time.time() - incumbents.improved_at
     searching = incumbents.improved_at - incumbents.first_at
     return stalled >= max(MIN_STALL_S, STALL_S_PER_TASK_SQUARED * tasks**2, STALL_FACTOR * searching)
@@ -258,6 +259,9 @@ class _Incumbents:
         self.parts: dict[int, tuple[Rank, dict[str, list[str]], str]] = {}
         self.part_problems: dict[int, Problem] = {}
         self.best: tuple[Evaluation, str] | None = None
+        self.expected: set[str] = set()
+        """The runs whose answers the search waits for before it may converge."""
+        self.answered: set[str] = set()
         self.first_at: float | None = None
         """When (``time.time()``) the first answer came."""
         self.improved_at: float | None = None
@@ -276,6 +280,7 @@ class _Incumbents:
         long search presses against them: repaired, its answer still counts with all else it
         serves, and the best plan so far (progress, a solve stopped early) keeps up with it.
         """
+        self.answered.add(label)
         if self.first_at is None:
             self.first_at = time.time()
         part_problem = self.part_problems.get(part, self.problem)
