@@ -47,10 +47,10 @@ repair is many evaluations, and this process must keep reading the engines and t
 MIN_STALL_S = 0.2
 """A search converges only after going at least this long without improving the best plan
 (a warm-started search reports its start first, and its first move may take a moment)..."""
-STALL_S_PER_TASK_SQUARED = 0.0005
-"""...and this long times the square of the tasks (local search takes longer than linearly to
-settle: 2 tasks 2 ms, 10 tasks 0.05 s, 100 tasks 5 s; a Solomon instance stopped after a 2 s
-stall kept a vehicle PyVRP's full 10 s removed)..."""
+STALL_S_PER_TASK_CUBED = 1e-5
+"""...and this long times the cube of the tasks: 10 tasks 0.01 s, 30 tasks 0.27 s, 100 tasks 10 s.
+Local search settles more slowly than linearly, and a fleet shrinks in rare jumps: stopped
+after a 5 s stall, Solomon C101 kept the 11th vehicle PyVRP's full 10 s removed..."""
 STALL_FACTOR = 2.0
 """...and this many times as long as it took to find it (a search still improving late goes on)."""
 
@@ -225,7 +225,7 @@ def converged(incumbents: _Incumbents, tasks: int) -> bool:
     """Whether the search has gone long enough without improving the best plan to stop.
 
     Every run must have answered at least once. Long enough is then :data:`MIN_STALL_S`,
-    :data:`STALL_S_PER_TASK_SQUARED` times the tasks squared, and :data:`STALL_FACTOR` times as
+    :data:`STALL_S_PER_TASK_CUBED` times the tasks cubed, and :data:`STALL_FACTOR` times as
     long as the search took from its first answer to its best: a 2-visit request stops a fraction
     of a second after its first answer; a day that was still improving late in its budget uses all
     of it. (Counted from the first answer, not the start: starting the engine processes on a busy
@@ -237,7 +237,7 @@ def converged(incumbents: _Incumbents, tasks: int) -> bool:
         return False  # an engine that has not answered yet (PyVRP's fleet-first twin) may do better
     stalled = time.time() - incumbents.improved_at
     searching = incumbents.improved_at - incumbents.first_at
-    return stalled >= max(MIN_STALL_S, STALL_S_PER_TASK_SQUARED * tasks**2, STALL_FACTOR * searching)
+    return stalled >= max(MIN_STALL_S, STALL_S_PER_TASK_CUBED * tasks**3, STALL_FACTOR * searching)
 
 
 def _orders(evaluation: Evaluation) -> dict[str, list[str]]:
