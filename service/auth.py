@@ -169,11 +169,14 @@ class Keys:
             session.flush()
             return KeyInfo.of(record)
 
-    def any_active(self) -> bool:
+    def any_created(self) -> bool:
+        """Whether a key was ever made, revoked or not: ``auto`` mode stays closed once one was.
+
+        Revoking the last key must not reopen anonymous access. Revoked keys stay as rows (only
+        ``revoked_at`` is set; nothing deletes them), so their presence is the record.
+        """
         with self.store.transaction() as session:
-            found = session.execute(
-                select(ApiKeyRecord.id).where(ApiKeyRecord.revoked_at.is_(None)).limit(1)
-            ).first()
+            found = session.execute(select(ApiKeyRecord.id).limit(1)).first()
         return found is not None
 
     def authenticate(self, token: str) -> Principal:

@@ -51,6 +51,9 @@ def create_app(settings: Settings | None = None, *, runner: JobRunner | None = N
         lifespan=lifespan,
     )
     errors.install(app)
+    # Added first, so innermost: an unhandled error is answered inside the other middlewares
+    # (request id, CORS headers).
+    app.add_middleware(errors.InternalErrorMiddleware)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"], allow_headers=["*"]

@@ -62,7 +62,7 @@ def get_principal(request: Request, settings: SettingsDep, store: StoreDep) -> P
     """The caller, from ``Authorization: Bearer <key>`` or ``X-API-Key: <key>``.
 
     Without a key: allowed (as a dispatcher of ``settings.default_organisation``) when auth is
-    ``open``, or ``auto`` for a loopback client while no key exists; otherwise 401.
+    ``open``, or ``auto`` for a loopback client while no key has ever been created; otherwise 401.
     """
     header = request.headers.get("authorization", "")
     token = request.headers.get("x-api-key", "")
@@ -81,12 +81,23 @@ def get_principal(request: Request, settings: SettingsDep, store: StoreDep) -> P
     if settings.auth == "open":
         return anonymous
     client = request.client.host if request.client else None
-    if settings.auth == "auto" and _is_loopback(client) and not keys.any_active():
+    if settings.auth == "auto" and _is_loopback(client) and not _auto_closed(request, keys):
         return anonymous
     raise _unauthorized(
         "an API key is required: send `Authorization: Bearer <key>` or `X-API-Key: <key>` "
         "(a dispatcher creates keys with `doorstep keys create`)"
     )
+
+
+def _auto_closed(request: Request, keys: Keys) -> bool:
+    """Whether ``auto`` mode has closed: a key has existed (revoking them all does not reopen it).
+    Closing is for good, so once seen it is remembered for the process instead of asked again."""
+    if getattr(request.app.state, "auto_closed", False):
+        return True
+    closed = keys.any_created()
+    if closed:
+        request.app.state.auto_closed = True
+    return closed
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

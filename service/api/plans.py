@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import urllib.parse
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, HTTPException, Query, Response, status
@@ -17,6 +18,7 @@ from fastapi.responses import JSONResponse
 from service import exports
 from service.api.deps import (
     AUTH,
+    DispatcherDep,
     NetworksDep,
     PrincipalDep,
     ReaderDep,
@@ -43,6 +45,9 @@ from service.schemas import (
 from service.store import PlanRow, Store
 
 router = APIRouter(prefix="/v1/plans", tags=["plans"])
+
+MAX_OFFSET = 1_000_000_000
+"""Beyond any real history, and within every database's integer (10**30 made SQLite raise)."""
 
 NOT_FOUND: Responses = {404: {"description": "No plan (or no route) with this id.", "content": {
     "application/json": {"example": {"detail": 'no plan "5f0c6b8e..."'}}}}}
@@ -180,7 +185,7 @@ def create_plan(
 def list_plans(
     store: StoreDep,
     principal: ReaderDep,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     status_: Annotated[Status | None, Query(alias="status", description="Only plans in this status.")] = None,
 ) -> PlanList:
@@ -222,7 +227,7 @@ def get_plan(plan_id: str, store: StoreDep, principal: ReaderDep) -> PlanOut:
         "application/json": {"example": {"detail": "plan 5f0c6b8e... is already done: nothing to cancel"}}}},
         **AUTH},
 )
-def cancel_plan(plan_id: str, store: StoreDep, runner: RunnerDep, principal: ReaderDep) -> PlanOut:
+def cancel_plan(plan_id: str, store: StoreDep, runner: RunnerDep, principal: DispatcherDep) -> PlanOut:
     """A queued plan is cancelled at once. A solving one stops within about a second and keeps
     the best plan found so far (`status` becomes `cancelled`; poll for it)."""
     row = _get(store, plan_id, principal)
@@ -294,9 +299,20 @@ def get_route(plan_id: str, vehicle_id: str, store: StoreDep, principal: Princip
 
 def _attachment(body: str, media_type: str, vehicle_id: str, extension: str) -> Response:
     """A download the phone or browser saves as ``<vehicle>.<extension>``."""
-    filename = f"{_filename(vehicle_id)}.{extension}"
-    return Response(body, media_type=media_type, headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+    disposition = content_disposition(vehicle_id, extension)
+    return Response(body, media_type=media_type, headers={"Content-Disposition": disposition})
 
 
-def _filename(vehicle_id: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_" else "_" for c in vehicle_id) or "route"
+def content_disposition(vehicle_id: str, extension: str) -> str:
+    """``attachment`` named after the vehicle, in any script.
+
+    HTTP headers are Latin-1, so a name like ``车队-1`` goes in RFC 6266's ``filename*`` (UTF-8,
+    percent-encoded, RFC 5987), which every current browser prefers; ``filename`` keeps an ASCII
+    fallback for the clients that do not read it.
+    """
+    name = "".join(c if c.isalnum() or c in "-_" else "_" for c in vehicle_id) or "route"
+    fallback = "".join(c if c.isascii() else "_" for c in name)
+    if fallback.strip("_") == "":
+        fallback = "route"
+    encoded = urllib.parse.quote(f"{name}.{extension}", safe="")
+    return f"attachment; filename=\"{fallback}.{extension}\"; filename*=UTF-8''{encoded}"
