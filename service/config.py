@@ -52,6 +52,14 @@ class Settings(BaseSettings):
         default=60.0, ge=0, description="A solve running this long past its time limit is killed."
     )
     poll_s: float = Field(default=0.25, gt=0, description="How often an idle worker looks for jobs.")
+    worker_stop_s: float = Field(
+        default=7.0, gt=0,
+        description="On shutdown, how long workers get to put their jobs back in the queue before they are killed.",
+    )
+    request_grace_s: float = Field(
+        default=3.0, ge=0,
+        description="On shutdown, how long requests in progress get before they are cancelled (`doorstep serve`).",
+    )
     solve_function: str = Field(
         default="routing.solver:solve",
         description="Import path of the solve function workers call (tests swap in fakes).",
