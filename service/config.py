@@ -42,6 +42,13 @@ class Settings(BaseSettings):
     wait_grace_s: float = Field(
         default=15.0, ge=0, description="?wait=true waits this long beyond the time limit (matrices, start)."
     )
+    max_wait_s: float = Field(
+        default=60.0, gt=0,
+        description="?wait=true answers 202 (poll the plan's URL) after this long, whatever the time limit.",
+    )
+    max_evaluate_steps: int = Field(
+        default=5000, ge=1, description="POST /v1/evaluate: steps in all routes together."
+    )
 
     heartbeat_s: float = Field(default=1.0, gt=0, description="How often a solving worker reports it lives.")
     stale_after_s: float = Field(

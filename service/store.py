@@ -367,6 +367,15 @@ class Store:
             ).all()
         return [_row(r) for r in rows], int(count)
 
+    def final_among(self, plan_ids: list[str]) -> set[str]:
+        """Which of ``plan_ids`` are done, failed or cancelled (one query for many waiting requests)."""
+        final = [status.value for status in Status if status.is_final]
+        with self._session() as session:
+            found = session.execute(
+                select(PlanRecord.id).where(PlanRecord.id.in_(plan_ids), PlanRecord.status.in_(final))
+            ).scalars().all()
+        return set(found)
+
     def versions(self, root_id: str) -> list[PlanRow]:
         """Every version of a plan, first to last."""
         with self._session() as session:

@@ -14,32 +14,42 @@ from service.config import Settings
 from service.jobs import JobRunner
 from service.networks import NetworkRegistry
 from service.store import PlanRow, Store
+from service.waits import PlanWaiter
+
+# ``async``: each is an attribute read, which the event loop does at once; a plain ``def``
+# dependency costs a thread-pool round trip per request.
 
 
-def get_app_settings(request: Request) -> Settings:
+async def get_app_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_store(request: Request) -> Store:
+async def get_store(request: Request) -> Store:
     store: Store = request.app.state.store
     return store
 
 
-def get_runner(request: Request) -> JobRunner:
+async def get_runner(request: Request) -> JobRunner:
     runner: JobRunner = request.app.state.runner
     return runner
 
 
-def get_networks(request: Request) -> NetworkRegistry:
+async def get_networks(request: Request) -> NetworkRegistry:
     networks: NetworkRegistry = request.app.state.networks
     return networks
+
+
+async def get_waiter(request: Request) -> PlanWaiter:
+    waiter: PlanWaiter = request.app.state.waiter
+    return waiter
 
 
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 StoreDep = Annotated[Store, Depends(get_store)]
 RunnerDep = Annotated[JobRunner, Depends(get_runner)]
 NetworksDep = Annotated[NetworkRegistry, Depends(get_networks)]
+WaiterDep = Annotated[PlanWaiter, Depends(get_waiter)]
 
 
 # -- who is calling ------------------------------------------------------------------------------

@@ -1,19 +1,21 @@
 """``/v1/plans``: submit a problem, follow its solve, read, cancel and export the plan.
 
 Endpoints are plain ``def``: FastAPI runs them in its thread pool, so the checks that touch a
-road network (area, snapping) and the ``?wait=true`` polling never block the event loop.
-Solves themselves run in worker processes (:mod:`service.jobs`).
+road network (area, snapping) never block the event loop. ``POST`` is ``async`` for its
+``?wait=true``: the checks go to the thread pool, the wait stays on the event loop
+(:mod:`service.waits`), so waiting requests hold no thread. Solves themselves run in worker
+processes (:mod:`service.jobs`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import time
 import urllib.parse
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, HTTPException, Query, Response, status
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from service import exports
 from service.api.deps import (
@@ -26,12 +28,16 @@ from service.api.deps import (
     RunnerDep,
     SettingsDep,
     StoreDep,
+    WaiterDep,
     check_vehicle,
     plan_of,
 )
 from service.api.errors import unprocessable
 from service.auth import Principal
-from service.planning import check_request, plan_out, plan_summary_out, plan_url, stored_request
+from service.config import Settings
+from service.jobs import JobRunner
+from service.networks import NetworkRegistry
+from service.planning import check_request, plan_out, plan_summary_out, plan_url, stored_request, wait_budget
 from service.privacy import redact_document, redact_route
 from service.schemas import (
     EXAMPLE_REQUEST,
@@ -135,18 +141,19 @@ def _route(store: Store, plan_id: str, vehicle_id: str, principal: Principal) ->
         503: {"description": "The road network cannot be loaded."},
     },
 )
-def create_plan(
+async def create_plan(
     request: Annotated[PlanRequest, Body(openapi_examples=_EXAMPLES)],
     response: Response,
     settings: SettingsDep,
     store: StoreDep,
     runner: RunnerDep,
     networks: NetworksDep,
+    waiter: WaiterDep,
     principal: ReaderDep,
     wait: Annotated[
         bool,
-        Query(description="Answer when the solve is done (at most the time limit plus a margin), "
-              "for small problems; else 202 as without it."),
+        Query(description="Answer when the solve is done (at most the time limit plus a margin, capped by the "
+              "server's DOORSTEP_MAX_WAIT_S), for small problems; else 202 as without it."),
     ] = False,
 ) -> Any:
     """Queue a solve of `request`; answer `202` with the plan's id and URL to poll.
@@ -155,6 +162,17 @@ def create_plan(
     road): bad input answers `422` naming the field. A visit no vehicle can serve is not bad
     input: it is listed in the plan's `unassigned` with a reason.
     """
+    # The checks touch road networks (snapping): a thread's work. The wait is the event loop's.
+    row = await run_in_threadpool(_queue, request, settings, store, runner, networks, principal)
+    url = plan_url(row.id)
+    if wait and await waiter.wait(row.id, wait_budget(row.time_limit_s, settings)):
+        return await run_in_threadpool(_finished, store, row.id, principal, url)
+    response.headers["Location"] = url
+    return PlanCreated(id=row.id, status=Status.QUEUED, url=url)
+
+
+def _queue(request: PlanRequest, settings: Settings, store: Store, runner: JobRunner, networks: NetworkRegistry,
+           principal: Principal) -> PlanRow:
     limit = check_request(request, settings, networks)
     row = store.create(
         stored_request(request),
@@ -165,19 +183,17 @@ def create_plan(
         organisation=principal.organisation,
     )
     runner.submit(row.id)
-    url = plan_url(row.id)
-    if wait:
-        deadline = time.monotonic() + limit + settings.wait_grace_s
-        while time.monotonic() < deadline:
-            current = store.get(row.id, document=True)
-            if current is not None and current.status.is_final:
-                if current.error and current.error.get("type") == "input_error":
-                    return unprocessable(current.error.get("loc") or ["body"], current.error["msg"])
-                return JSONResponse(_shown(current, principal).model_dump(mode="json"), status_code=200,
-                                    headers={"Location": url})
-            time.sleep(0.1)
-    response.headers["Location"] = url
-    return PlanCreated(id=row.id, status=Status.QUEUED, url=url)
+    return row
+
+
+def _finished(store: Store, plan_id: str, principal: Principal, url: str) -> Response:
+    """The answer to a wait that saw the plan finish: the plan, or 422 if the worker found bad input."""
+    current = store.get(plan_id, document=True)
+    assert current is not None
+    if current.error and current.error.get("type") == "input_error":
+        return unprocessable(current.error.get("loc") or ["body"], current.error["msg"])
+    return JSONResponse(_shown(current, principal).model_dump(mode="json"), status_code=200,
+                        headers={"Location": url})
 
 
 @router.get("", operation_id="list_plans", summary="List plans, newest first", response_model=PlanList,

@@ -28,7 +28,7 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     settings = Settings(
         data_dir=tmp, database_url=f"sqlite:///{tmp / 'doorstep.db'}", networks={}, workers=1,
         poll_s=0.05, heartbeat_s=0.2, default_time_limit_s=1, max_time_limit_s=60,
-        solve_function=f"{FAKES}:quick_solve",
+        solve_function=f"{FAKES}:quick_solve", max_visits=5, max_evaluate_steps=50,
     )
     with TestClient(create_app(settings)) as client:
         yield client
@@ -134,6 +134,35 @@ def test_exports_of_a_route_with_any_unicode_id_are_named_after_it(
         ascii_part, _, encoded = response.headers["content-disposition"].partition("; filename*=UTF-8''")
         assert ascii_part == f'attachment; filename="{fallback}.{extension}"'
         assert urllib.parse.unquote(encoded) == f"{name}.{extension}"
+
+
+def _many_visits(n: int) -> dict[str, Any]:
+    request = small_request()
+    request.pop("matrices")
+    request["visits"] = [{"id": f"v{i}", "location": [113.6, 34.7]} for i in range(n)]
+    return request
+
+
+@pytest.mark.parametrize(
+    ("body", "loc", "message"),
+    [
+        # 100,000 steps held the API process for 27 s.
+        ({"problem": small_request(), "routes": {"team-1": ["a", "b"] * 26}}, ["body", "routes"],
+         "52 steps is more than this server evaluates at once (50)"),
+        ({"problem": _many_visits(6), "routes": {"team-1": ["v0"]}}, ["body", "problem", "visits"],
+         "6 visits is more than this server plans at once (5)"),
+    ],
+)
+def test_evaluation_is_bounded_work(client: TestClient, body: dict[str, Any], loc: list[str], message: str) -> None:
+    response = client.post("/v1/evaluate", json=body)
+    assert response.status_code == 422, response.text
+    assert any(d["loc"] == loc and message in d["msg"] for d in response.json()["detail"])
+
+
+def test_an_evaluation_within_the_bounds_is_answered(client: TestClient) -> None:
+    response = client.post("/v1/evaluate", json={"problem": small_request(), "routes": {"team-1": ["a", "b"] * 25}})
+    assert response.status_code == 200, response.text
+    assert response.json()["feasible"] is False  # every visit fifty times over
 
 
 # -- errors ----------------------------------------------------------------------------------------
