@@ -101,7 +101,7 @@ def _shown(row: PlanRow, principal: Principal) -> PlanOut:
 
 
 def _document(store: Store, plan_id: str, principal: Principal) -> tuple[PlanRow, dict[str, Any]]:
-    row = _get(store, plan_id, principal, document=True, request=True)
+    row = _get(store, plan_id, principal, document=True)
     if row.document is None:
         if row.status in (Status.QUEUED, Status.SOLVING):
             detail = f"plan {plan_id} is {row.status.value}: its routes are ready when it is done"
@@ -114,12 +114,15 @@ def _document(store: Store, plan_id: str, principal: Principal) -> tuple[PlanRow
 def _route(store: Store, plan_id: str, vehicle_id: str, principal: Principal) -> tuple[dict[str, Any], dict[str, Any]]:
     """The document (with only this route) and the route, as ``principal`` may see them."""
     check_vehicle(principal, vehicle_id)
-    row, document = _document(store, plan_id, principal)
+    _, document = _document(store, plan_id, principal)
     for route in document.get("routes", []):
         if route["vehicle_id"] == vehicle_id:
             route = redact_route(route, principal)
             return {**document, "routes": [route]}, route
-    vehicles = [v.get("id") for v in (row.request or {}).get("vehicles", [])]
+    # The request only for this message: it holds the travel matrices (megabytes of JSON for a
+    # large day), which every crew's read used to parse.
+    stored = store.get(plan_id, request=True)
+    vehicles = [v.get("id") for v in ((stored.request if stored else None) or {}).get("vehicles", [])]
     if vehicle_id in vehicles:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f'vehicle "{vehicle_id}" has no visits in plan {plan_id}')
     raise HTTPException(
@@ -230,8 +233,11 @@ def export_plan_geojson(plan_id: str, store: StoreDep, principal: ReaderDep) -> 
     response_model=PlanOut,
     responses={**NOT_FOUND, **AUTH},
 )
-def get_plan(plan_id: str, store: StoreDep, principal: ReaderDep) -> PlanOut:
-    return _shown(_get(store, plan_id, principal, document=True), principal)
+def get_plan(plan_id: str, store: StoreDep, principal: ReaderDep) -> Response:
+    # Serialised here, once: returned as a model, FastAPI would check it against PlanOut again and
+    # serialise it through its own adapter, which cost more than reading the plan.
+    plan = _shown(_get(store, plan_id, principal, document=True), principal)
+    return Response(plan.model_dump_json(), media_type="application/json")
 
 
 @router.delete(

@@ -53,7 +53,7 @@ class VehicleIn(_In):
     breaks: list[BreakIn] = Field(default_factory=list, max_length=16)
     max_duration_s: int | None = Field(default=None, gt=0, le=HORIZON_S)
     fixed_cost: Amount = 0
-    speed_factor: float = Field(default=1.0, gt=0, le=10)
+    speed_factor: float = Field(default=1.0, ge=0.1, le=10)  # 1e-10 made travel times overflow int64
     lanes: int = Field(default=2, ge=1, le=50, description="Sampling queues a bus runs at a stop.")
     seconds_per_person: NonNegativeInt = Field(
         default=20, le=3600, description="Swabbing time per person in one lane at a bus stop."

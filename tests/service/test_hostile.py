@@ -60,6 +60,8 @@ NUMBERS = [
                  id="capacity 1e20"),
     pytest.param(("vehicles", 0, "fixed_cost"), 10**19, "less than or equal to 1000000000", id="fixed cost 1e19"),
     pytest.param(("visits", 0, "per_person_s"), 10**12, "less than or equal to 3600", id="per person 1e12 s"),
+    # Travel times are divided by it: 1e-10 made them 1e17 s, and their costs overflowed.
+    pytest.param(("vehicles", 0, "speed_factor"), 1e-10, "greater than or equal to 0.1", id="speed factor 1e-10"),
     # A sentinel for "no road" (1e9, or Infinity) would overflow the arc costs: null means no path.
     pytest.param(("matrices", "drive", "durations_s", 0, 1), 1e9, "null: no path", id="travel time 1e9 s"),
     pytest.param(("matrices", "drive", "distances_m", 0, 1), 1e300, "null: no path", id="distance 1e300 m"),
