@@ -249,11 +249,13 @@ def run_job(
         try:
             request = PlanRequest.model_validate(job.request)
             problem, geometry = problem_on_roads(request, registry)
-            if shutdown.is_set() and not monitor.cancelled.is_set():
-                store.release(plan_id, worker_id)
-                return
+            # One reading of should_stop decides: a shutdown arriving between two readings (the
+            # API's death signals its workers at any moment) stored a plan as done with no routes.
             if monitor.should_stop():
-                store.finish(plan_id, worker_id, document=None)
+                if monitor.cancelled.is_set():
+                    store.finish(plan_id, worker_id, document=None)  # cancelled (or no longer ours)
+                else:
+                    store.release(plan_id, worker_id)  # shutting down: back in the queue
                 return
             started = time.monotonic()
             plan = solve(
@@ -448,11 +450,6 @@ class LocalProcessRunner:
             return {"workers": "none (external runner)"}
         alive = sum(1 for w in list(self._workers) if w.process.is_alive())
         return {"workers": f"{alive}/{self.settings.workers} alive"}
-
-    @property
-    def pids(self) -> list[int]:
-        """The worker processes' ids (for operators and the fault tests)."""
-        return [w.process.pid for w in list(self._workers) if w.process.pid is not None]
 
     # internals --------------------------------------------------------------------------------------
 
