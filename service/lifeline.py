@@ -73,7 +73,7 @@ def die_with_parent(parent_pid: int) -> None:
 
 
 def watch_parent(parent_pid: int, on_gone: Callable[[], None], *, interval_s: float = 0.5,
-                 grace_s: float = 10.0) -> threading.Thread:
+                 grace_s: float = 5.0) -> threading.Thread:
     """A daemon thread calling ``on_gone`` once the parent has gone, then ending the process if it
     has not ended itself within ``grace_s`` (a graceful stop that hangs must not outlive the API)."""
 

@@ -40,6 +40,17 @@ def running(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
+def process_state(pid: int) -> str:
+    """What a process is doing, for a failure message: its state, threads and kernel wait channel."""
+    try:
+        status = dict(line.split(":\t", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+                      if ":\t" in line)
+        wchan = Path(f"/proc/{pid}/wchan").read_text()
+    except OSError:
+        return "gone"
+    return f"{status.get('State', '?').strip()}, {status.get('Threads', '?').strip()} threads, waiting in {wchan}"
+
+
 def until(condition: Callable[[], Any], timeout_s: float, what: str) -> Any:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
