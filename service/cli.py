@@ -76,7 +76,13 @@ def serve(
     """Run the HTTP API (uvicorn). Configuration: DOORSTEP_* environment variables."""
     import uvicorn
 
-    uvicorn.run("service.main:create_app", factory=True, host=host, port=port)
+    from service.config import get_settings
+
+    # Without a bound, uvicorn waits for every request in progress before the shutdown starts
+    # (a `?wait=true` one for minutes); with it, SIGINT or SIGTERM ends the server in
+    # request_grace_s + worker_stop_s.
+    uvicorn.run("service.main:create_app", factory=True, host=host, port=port,
+                timeout_graceful_shutdown=max(1, round(get_settings().request_grace_s)))
 
 
 # -- solve ------------------------------------------------------------------------------------------

@@ -42,6 +42,13 @@ class Settings(BaseSettings):
     wait_grace_s: float = Field(
         default=15.0, ge=0, description="?wait=true waits this long beyond the time limit (matrices, start)."
     )
+    max_wait_s: float = Field(
+        default=60.0, gt=0,
+        description="?wait=true answers 202 (poll the plan's URL) after this long, whatever the time limit.",
+    )
+    max_evaluate_steps: int = Field(
+        default=5000, ge=1, description="POST /v1/evaluate: steps in all routes together."
+    )
 
     heartbeat_s: float = Field(default=1.0, gt=0, description="How often a solving worker reports it lives.")
     stale_after_s: float = Field(
@@ -52,6 +59,14 @@ class Settings(BaseSettings):
         default=60.0, ge=0, description="A solve running this long past its time limit is killed."
     )
     poll_s: float = Field(default=0.25, gt=0, description="How often an idle worker looks for jobs.")
+    worker_stop_s: float = Field(
+        default=7.0, gt=0,
+        description="On shutdown, how long workers get to put their jobs back in the queue before they are killed.",
+    )
+    request_grace_s: float = Field(
+        default=3.0, ge=0,
+        description="On shutdown, how long requests in progress get before they are cancelled (`doorstep serve`).",
+    )
     solve_function: str = Field(
         default="routing.solver:solve",
         description="Import path of the solve function workers call (tests swap in fakes).",

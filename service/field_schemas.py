@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, model_validat
 
 from service.ledger import Outcome
 from service.schemas import (
+    MAX_AMOUNT,
     Id,
     LonLat,
     MatrixIn,
@@ -164,7 +165,7 @@ class ReplanIn(_In):
     )
     retry_after_s: NonNegativeInt = Field(default=3600, le=24 * 3600)
     reassignment_cost: float = Field(
-        default=900.0, ge=0,
+        default=900.0, ge=0, le=MAX_AMOUNT,
         description="Cost (default objective: seconds of driving) of moving a visit to another vehicle.",
     )
     matrices: dict[Profile, MatrixIn] | None = Field(

@@ -10,7 +10,8 @@ document. While solving it beats a heartbeat and reads the job's cancel flag twi
 A supervisor thread in the API process (no CPU work) restarts dead workers, re-queues the jobs
 of workers that died or went silent (``stale_after_s``; failed after ``max_attempts``), and
 kills a solve that overruns its time limit by ``hard_limit_grace_s``. On shutdown, workers stop
-their solves and put the jobs back in the queue, so a restart loses nothing.
+their solves and put the jobs back in the queue, so a restart loses nothing; a worker whose API
+process dies stops the same way (:mod:`service.lifeline`).
 
 A multi-machine pool (Celery/Redis) is another :class:`JobRunner`; the API only calls
 ``submit`` and ``cancel``.
@@ -29,6 +30,8 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
 from multiprocessing.context import SpawnProcess
 from typing import Any, Protocol
 
@@ -37,6 +40,7 @@ import numpy as np
 from routing.errors import NetworkError, ProblemError
 from routing.model import Problem, TravelMatrix
 from service.config import Settings
+from service.lifeline import WakePipe, die_with_parent, wait_for_wake, watch_parent
 from service.networks import NetworkRegistry
 from service.schemas import (
     PlanRequest,
@@ -245,11 +249,13 @@ def run_job(
         try:
             request = PlanRequest.model_validate(job.request)
             problem, geometry = problem_on_roads(request, registry)
-            if shutdown.is_set() and not monitor.cancelled.is_set():
-                store.release(plan_id, worker_id)
-                return
+            # One reading of should_stop decides: a shutdown arriving between two readings (the
+            # API's death signals its workers at any moment) stored a plan as done with no routes.
             if monitor.should_stop():
-                store.finish(plan_id, worker_id, document=None)
+                if monitor.cancelled.is_set():
+                    store.finish(plan_id, worker_id, document=None)  # cancelled (or no longer ours)
+                else:
+                    store.release(plan_id, worker_id)  # shutting down: back in the queue
                 return
             started = time.monotonic()
             plan = solve(
@@ -304,19 +310,16 @@ def run_job(
             )
 
 
-def worker_main(settings_json: str, stop: Any, wake: Any) -> None:
-    """Entry point of a worker process: claim, solve, repeat until ``stop`` is set."""
-    settings = Settings.model_validate_json(settings_json)
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(processName)s %(name)s: %(message)s")
+def worker_main(settings_json: str, wake: Connection, parent_pid: int) -> None:
+    """Entry point of a worker process: claim, solve, repeat until SIGTERM, the end of the wake
+    pipe, or the death of the API process (``parent_pid``) stops it."""
     shutdown = threading.Event()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent decides
     signal.signal(signal.SIGTERM, lambda *_: shutdown.set())
-
-    def watch_stop() -> None:
-        stop.wait()
-        shutdown.set()
-
-    threading.Thread(target=watch_stop, daemon=True).start()
+    die_with_parent(parent_pid)
+    watch_parent(parent_pid, shutdown.set)
+    settings = Settings.model_validate_json(settings_json)
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(processName)s %(name)s: %(message)s")
     store = Store.from_url(settings.resolved_database_url)
     registry = NetworkRegistry(settings)
     solve = import_function(settings.solve_function)
@@ -339,8 +342,8 @@ def worker_main(settings_json: str, stop: Any, wake: Any) -> None:
                 log.warning("claiming a job failed", exc_info=True)
                 job = None
             if job is None:
-                wake.wait(settings.poll_s)
-                wake.clear()
+                if not wait_for_wake(wake, settings.poll_s):
+                    break  # the API closed its end: it is stopping, or gone
                 continue
             run_job(
                 job,
@@ -368,16 +371,24 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+@dataclass(slots=True)
+class _Worker:
+    process: SpawnProcess
+    wake: WakePipe
+
+
 class LocalProcessRunner:
-    """``settings.workers`` solver processes on this machine, supervised by a thread."""
+    """``settings.workers`` solver processes on this machine, supervised by a thread.
+
+    Nothing here waits on a worker: wake-ups are non-blocking pipe writes and the stop is a
+    SIGTERM with a deadline, so a dead or stuck worker can never hold up the API's shutdown.
+    """
 
     def __init__(self, settings: Settings, store: Store) -> None:
         self.settings = settings
         self.store = store
         self._context = multiprocessing.get_context("spawn")
-        self._stop = self._context.Event()
-        self._wake = self._context.Event()
-        self._processes: list[SpawnProcess] = []
+        self._workers: list[_Worker] = []
         self._supervisor: threading.Thread | None = None
         self._stopping = threading.Event()
         self._lock = threading.Lock()
@@ -387,35 +398,47 @@ class LocalProcessRunner:
 
     def start(self) -> None:
         self._recover_dead_local_workers()
-        for _ in range(self.settings.workers):
-            self._processes.append(self._spawn())
-        self._supervisor = threading.Thread(target=self._supervise, name="job-supervisor", daemon=True)
+        started = threading.Event()
+        # The supervisor thread starts every worker: Linux ties a worker's parent-death signal to
+        # the thread that started it, and this thread lives as long as the runner (a request
+        # thread would end when its pool shrinks, and take the workers with it).
+        self._supervisor = threading.Thread(target=self._supervise, args=(started,), name="job-supervisor",
+                                            daemon=True)
         self._supervisor.start()
+        started.wait()
 
     def submit(self, plan_id: str) -> None:
-        self._wake.set()
+        for worker in list(self._workers):
+            worker.wake.wake()
 
     def cancel(self, plan_id: str) -> None:
         """The store holds the cancel flag; workers read it twice a second. Nothing else to do here."""
 
-    def stop(self, timeout_s: float = 10.0) -> None:
-        self._stopping.set()
-        self._stop.set()
-        self._wake.set()
-        if self._supervisor is not None:
-            self._supervisor.join(timeout=5)
+    def stop(self, timeout_s: float | None = None) -> None:
+        """SIGTERM every worker (each puts its job back in the queue), wait up to ``timeout_s``
+        (``settings.worker_stop_s``), kill what is left, and re-queue what the killed ones held."""
+        timeout_s = self.settings.worker_stop_s if timeout_s is None else timeout_s
         deadline = time.monotonic() + timeout_s
-        for process in self._processes:
-            process.join(timeout=max(0.1, deadline - time.monotonic()))
+        self._stopping.set()
+        if self._supervisor is not None:
+            self._supervisor.join(timeout=2)
+        with self._lock:
+            workers, self._workers = list(self._workers), []
+        for worker in workers:
+            with contextlib.suppress(OSError):
+                worker.process.terminate()
+            worker.wake.close()
+        for worker in workers:
+            worker.process.join(timeout=max(0.1, deadline - time.monotonic()))
         dead: set[str] = set()
-        for process in self._processes:
+        for worker in workers:
+            process = worker.process
             if process.is_alive():
                 log.warning("worker %s did not stop in %.0f s: killing it", process.pid, timeout_s)
                 process.kill()
-                process.join(timeout=5)
+                process.join(timeout=2)
             if process.pid is not None:
                 dead.add(worker_id_for(process.pid))
-        self._processes.clear()
         if dead:
             self.store.recover(
                 stale_after_s=self.settings.stale_after_s,
@@ -426,21 +449,23 @@ class LocalProcessRunner:
     def health(self) -> dict[str, str]:
         if self.settings.workers == 0:
             return {"workers": "none (external runner)"}
-        alive = sum(1 for p in self._processes if p.is_alive())
+        alive = sum(1 for w in list(self._workers) if w.process.is_alive())
         return {"workers": f"{alive}/{self.settings.workers} alive"}
 
     # internals --------------------------------------------------------------------------------------
 
-    def _spawn(self) -> SpawnProcess:
+    def _spawn(self) -> _Worker:
+        wake = WakePipe(self._context)
         process = self._context.Process(
             target=worker_main,
-            args=(self.settings.model_dump_json(), self._stop, self._wake),
+            args=(self.settings.model_dump_json(), wake.reader, os.getpid()),
             name=f"doorstep-worker-{self._token}",
             daemon=False,
         )
         process.start()
+        wake.reader.close()  # the worker has its copy; ours would hide the worker's end-of-file
         log.info("started worker process %s", process.pid)
-        return process
+        return _Worker(process, wake)
 
     def _recover_dead_local_workers(self) -> None:
         """At start: jobs held by workers of this host whose process is gone go back at once."""
@@ -461,7 +486,13 @@ class LocalProcessRunner:
         if recovery.requeued or recovery.failed:
             log.warning("recovered interrupted solves: requeued %s, gave up %s", recovery.requeued, recovery.failed)
 
-    def _supervise(self) -> None:
+    def _supervise(self, started: threading.Event) -> None:
+        try:
+            with self._lock:
+                for _ in range(self.settings.workers):
+                    self._workers.append(self._spawn())
+        finally:
+            started.set()
         while not self._stopping.wait(1.0):
             try:
                 self._supervise_once()
@@ -471,18 +502,20 @@ class LocalProcessRunner:
     def _supervise_once(self) -> None:
         dead: set[str] = set()
         with self._lock:
-            for i, process in enumerate(self._processes):
+            for i, worker in enumerate(self._workers):
+                process = worker.process
                 if not process.is_alive() and not self._stopping.is_set():
                     log.error("worker %s exited (code %s): restarting it", process.pid, process.exitcode)
                     if process.pid is not None:
                         dead.add(worker_id_for(process.pid))
-                    self._processes[i] = self._spawn()
+                    worker.wake.close()
+                    self._workers[i] = self._spawn()
         self.store.recover(
             stale_after_s=self.settings.stale_after_s,
             max_attempts=self.settings.max_attempts,
             dead_workers=frozenset(dead),
         )
-        local = {worker_id_for(p.pid): p for p in self._processes if p.pid is not None}
+        local = {worker_id_for(w.process.pid): w.process for w in list(self._workers) if w.process.pid is not None}
         for plan_id, worker_id in self.store.overdue(grace_s=self.settings.hard_limit_grace_s):
             if worker_id not in local:
                 continue  # another machine's worker: its own supervisor enforces the limit

@@ -17,6 +17,7 @@ from service.jobs import JobRunner, LocalProcessRunner
 from service.networks import NetworkRegistry
 from service.schemas import CONVENTIONS
 from service.store import Store, migrate
+from service.waits import PlanWaiter
 
 log = logging.getLogger("service")
 
@@ -37,9 +38,11 @@ def create_app(settings: Settings | None = None, *, runner: JobRunner | None = N
         app.state.settings, app.state.store, app.state.networks, app.state.runner = (
             settings, store, registry, job_runner
         )
+        app.state.waiter = PlanWaiter(store)
         try:
             yield
         finally:
+            await app.state.waiter.close()
             await run_in_threadpool(job_runner.stop)
             store.close()
 
@@ -51,6 +54,9 @@ def create_app(settings: Settings | None = None, *, runner: JobRunner | None = N
         lifespan=lifespan,
     )
     errors.install(app)
+    # Added first, so innermost: an unhandled error is answered inside the other middlewares
+    # (request id, CORS headers).
+    app.add_middleware(errors.InternalErrorMiddleware)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"], allow_headers=["*"]

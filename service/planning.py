@@ -31,6 +31,11 @@ def plan_url(plan_id: str) -> str:
     return f"/v1/plans/{plan_id}"
 
 
+def wait_budget(time_limit_s: float, settings: Settings) -> float:
+    """How long ``?wait=true`` waits for a plan: its time limit and a margin, capped by the server."""
+    return min(time_limit_s + settings.wait_grace_s, settings.max_wait_s)
+
+
 def time_limit(request: PlanRequest, settings: Settings) -> float:
     limit = request.options.time_limit_s
     if limit is None:
@@ -50,17 +55,7 @@ def check_request(request: PlanRequest, settings: Settings, networks: NetworkReg
     an unknown network, a site outside the network or too far from its roads; NetworkError (503)
     when the network cannot be loaded.
     """
-    if len(request.visits) > settings.max_visits:
-        raise ProblemError(
-            f"{len(request.visits)} visits is more than this server plans at once ({settings.max_visits}); "
-            "split the request (e.g. by district)",
-            path=("visits",),
-        )
-    if len(request.vehicles) > settings.max_vehicles:
-        raise ProblemError(
-            f"{len(request.vehicles)} vehicles is more than this server plans at once ({settings.max_vehicles})",
-            path=("vehicles",),
-        )
+    check_sizes(request, settings)
     limit = time_limit(request, settings)
     if request.matrices is not None:
         to_problem(request)
@@ -73,6 +68,21 @@ def check_request(request: PlanRequest, settings: Settings, networks: NetworkReg
     to_problem(request, {p: TravelMatrix(placeholder, placeholder) for p in request.profiles})
     check_sites(request, name, networks)
     return limit
+
+
+def check_sizes(request: PlanRequest, settings: Settings) -> None:
+    """Visits and vehicles within the server's limits (:class:`ProblemError` naming the list)."""
+    if len(request.visits) > settings.max_visits:
+        raise ProblemError(
+            f"{len(request.visits)} visits is more than this server plans at once ({settings.max_visits}); "
+            "split the request (e.g. by district)",
+            path=("visits",),
+        )
+    if len(request.vehicles) > settings.max_vehicles:
+        raise ProblemError(
+            f"{len(request.vehicles)} vehicles is more than this server plans at once ({settings.max_vehicles})",
+            path=("vehicles",),
+        )
 
 
 def check_sites(request: PlanRequest, name: str, networks: NetworkRegistry) -> None:

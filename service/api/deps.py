@@ -15,32 +15,42 @@ from service.crew import bind_unplanned_key
 from service.jobs import JobRunner
 from service.networks import NetworkRegistry
 from service.store import PlanRow, Store
+from service.waits import PlanWaiter
+
+# ``async``: each is an attribute read, which the event loop does at once; a plain ``def``
+# dependency costs a thread-pool round trip per request.
 
 
-def get_app_settings(request: Request) -> Settings:
+async def get_app_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_store(request: Request) -> Store:
+async def get_store(request: Request) -> Store:
     store: Store = request.app.state.store
     return store
 
 
-def get_runner(request: Request) -> JobRunner:
+async def get_runner(request: Request) -> JobRunner:
     runner: JobRunner = request.app.state.runner
     return runner
 
 
-def get_networks(request: Request) -> NetworkRegistry:
+async def get_networks(request: Request) -> NetworkRegistry:
     networks: NetworkRegistry = request.app.state.networks
     return networks
+
+
+async def get_waiter(request: Request) -> PlanWaiter:
+    waiter: PlanWaiter = request.app.state.waiter
+    return waiter
 
 
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 StoreDep = Annotated[Store, Depends(get_store)]
 RunnerDep = Annotated[JobRunner, Depends(get_runner)]
 NetworksDep = Annotated[NetworkRegistry, Depends(get_networks)]
+WaiterDep = Annotated[PlanWaiter, Depends(get_waiter)]
 
 
 # -- who is calling ------------------------------------------------------------------------------
@@ -63,7 +73,7 @@ def get_principal(request: Request, settings: SettingsDep, store: StoreDep) -> P
     """The caller, from ``Authorization: Bearer <key>`` or ``X-API-Key: <key>``.
 
     Without a key: allowed (as a dispatcher of ``settings.default_organisation``) when auth is
-    ``open``, or ``auto`` for a loopback client while no key exists; otherwise 401.
+    ``open``, or ``auto`` for a loopback client while no key has ever been created; otherwise 401.
     """
     header = request.headers.get("authorization", "")
     token = request.headers.get("x-api-key", "")
@@ -82,7 +92,7 @@ def get_principal(request: Request, settings: SettingsDep, store: StoreDep) -> P
     if settings.auth == "open":
         return anonymous
     client = request.client.host if request.client else None
-    if settings.auth == "auto" and _is_loopback(client) and not keys.any_active():
+    if settings.auth == "auto" and _is_loopback(client) and not _auto_closed(request, keys):
         return anonymous
     raise _unauthorized(
         "an API key is required: send `Authorization: Bearer <key>` or `X-API-Key: <key>` "
@@ -90,14 +100,28 @@ def get_principal(request: Request, settings: SettingsDep, store: StoreDep) -> P
     )
 
 
-PrincipalDep = Annotated[Principal, Depends(get_principal)]
+def _auto_closed(request: Request, keys: Keys) -> bool:
+    """Whether ``auto`` mode has closed: a key has existed (revoking them all does not reopen it).
+    Closing is for good, so once seen it is remembered for the process instead of asked again."""
+    if getattr(request.app.state, "auto_closed", False):
+        return True
+    closed = keys.any_created()
+    if closed:
+        request.app.state.auto_closed = True
+    return closed
 
 
-def require(*roles: Role) -> Callable[[Principal], Principal]:
-    """A dependency that lets only ``roles`` through (403 naming the role that is needed)."""
+def require(*roles: Role) -> Callable[[Request], Principal]:
+    """A dependency that lets only ``roles`` through (403 naming the role that is needed).
+
+    One dependency, not one on :func:`get_principal` (and its own on settings and store): on the
+    path of every call, each dependency FastAPI resolves, and each ``def`` one's thread-pool round
+    trip, cost more than the key lookup itself. This one is a single round trip for both.
+    """
     allowed = ", ".join(r.value for r in roles)
 
-    def check(principal: PrincipalDep) -> Principal:
+    def check(request: Request) -> Principal:
+        principal = get_principal(request, request.app.state.settings, request.app.state.store)
         if principal.role not in roles:
             raise HTTPException(
                 status.HTTP_403_FORBIDDEN,
@@ -106,6 +130,10 @@ def require(*roles: Role) -> Callable[[Principal], Principal]:
         return principal
 
     return check
+
+
+PrincipalDep = Annotated[Principal, Depends(require(*Role))]
+"""Any caller with a usable key (or anonymous access, where allowed)."""
 
 
 DispatcherDep = Annotated[Principal, Depends(require(Role.DISPATCHER))]

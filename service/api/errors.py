@@ -3,6 +3,7 @@ road network cannot answer, and 500 with a request id (details logged, never sen
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from typing import Any
@@ -44,20 +45,44 @@ def install(app: FastAPI) -> None:
             content={"detail": f"road network unavailable: {error}", "request_id": _request_id(request)},
         )
 
-    @app.exception_handler(Exception)
-    async def _internal(request: Request, error: Exception) -> JSONResponse:
-        request_id = _request_id(request)
-        log.error("internal error (request %s) on %s %s", request_id, request.method, request.url.path,
-                  exc_info=error)
-        return JSONResponse(
-            status_code=500,
-            content={"detail": "internal server error", "request_id": request_id},
-            headers={"X-Request-ID": request_id},
-        )
-
-
 def _request_id(request: Request) -> str:
     return str(request.scope.get("state", {}).get("request_id") or getattr(request.state, "request_id", "-"))
+
+
+class InternalErrorMiddleware:
+    """Answers any unhandled exception with 500 and a request id, logged once, details never sent.
+
+    Not an ``exception_handler(Exception)``: Starlette runs those in its outermost middleware and
+    then re-raises, so the server logged every 500 a second time and closed the keep-alive
+    connection. Caught here, inside the request-id middleware, the error ends with this answer.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            request_id = str(scope.get("state", {}).get("request_id") or "-")
+            log.exception("internal error (request %s) on %s %s", request_id, scope.get("method"), scope.get("path"))
+            if started:  # too late for a status: the server ends the unfinished response
+                return
+            body = json.dumps({"detail": "internal server error", "request_id": request_id}).encode()
+            await send({"type": "http.response.start", "status": 500, "headers": [
+                (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+            await send({"type": "http.response.body", "body": body})
 
 
 class RequestIdMiddleware:

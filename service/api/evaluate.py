@@ -8,13 +8,14 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, status
 
-from routing.errors import UnknownReferenceError
+from routing.errors import ProblemError, UnknownReferenceError
 from routing.evaluate import evaluate
 from routing.model import Problem
 from routing.plan import Plan
-from service.api.deps import NetworksDep, ReaderDep, StoreDep, plan_of
+from service.api.deps import NetworksDep, ReaderDep, SettingsDep, StoreDep, plan_of
 from service.field_schemas import EvaluateIn, EvaluateOut
 from service.jobs import problem_on_roads
+from service.planning import check_sizes
 from service.privacy import redact_document
 from service.schemas import PlanRequest, addresses_of, plan_document
 
@@ -37,10 +38,26 @@ router = APIRouter(prefix="/v1", tags=["plan mode"])
                    'vehicle "team-1"', "type": "UnknownReferenceError"}]}}}},
     },
 )
-def evaluate_routes(body: EvaluateIn, store: StoreDep, networks: NetworksDep, principal: ReaderDep) -> Any:
+def evaluate_routes(body: EvaluateIn, settings: SettingsDep, store: StoreDep, networks: NetworksDep,
+                    principal: ReaderDep) -> Any:
     """Schedule `routes` (vehicle id -> ids in order) on the problem of `plan_id` or `problem`.
     A route that breaks rules is not an error: `feasible` is false and `plan.violations` says
-    which rule, where and by how much."""
+    which rule, where and by how much. At most `DOORSTEP_MAX_EVALUATE_STEPS` steps in all
+    routes, and a `problem` within the server's limits on visits and vehicles."""
+    # Evaluation runs in the API process (a thread of its pool) and holds the GIL while it
+    # schedules: 100,000 steps took 27 s and slowed every other request. Bounded work only.
+    steps = sum(len(route) for route in body.routes.values())
+    if steps > settings.max_evaluate_steps:
+        raise ProblemError(
+            f"{steps} steps is more than this server evaluates at once ({settings.max_evaluate_steps}); "
+            "evaluate fewer routes per call",
+            path=("routes",),
+        )
+    if body.problem is not None:
+        try:
+            check_sizes(body.problem, settings)
+        except ProblemError as error:
+            raise ProblemError(str(error), path=("problem", *error.path)) from None
     if body.plan_id is not None:
         row = plan_of(store, body.plan_id, principal, request=True)
         if row.purged_at is not None:

@@ -2,16 +2,18 @@
 the day, list and compare versions, carry what is left over to tomorrow.
 
 Plain ``def`` endpoints (thread pool): re-planning may compute travel matrices on a road network.
+The re-plan route is ``async`` for its ``?wait=true`` only: its work goes to the thread pool, the
+wait stays on the event loop (:mod:`service.waits`).
 """
 
 from __future__ import annotations
 
-import time
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, HTTPException, Query, Response, status
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from routing.errors import ProblemError
 from service.api import deps
@@ -24,10 +26,12 @@ from service.api.deps import (
     RunnerDep,
     SettingsDep,
     StoreDep,
+    WaiterDep,
     check_vehicle,
     plan_of,
 )
 from service.auth import Principal, Role
+from service.config import Settings
 from service.field import (
     Chain,
     ReplanAsk,
@@ -51,8 +55,10 @@ from service.field_schemas import (
     VersionList,
     VersionOut,
 )
+from service.jobs import JobRunner
 from service.ledger import Event, IdempotencyConflict, Ledger, SystemEntry
-from service.planning import check_request, plan_url, stored_request
+from service.networks import NetworkRegistry
+from service.planning import check_request, plan_url, stored_request, wait_budget
 from service.privacy import redact_payload, redact_request
 from service.schemas import PlanRequest, TimeOfDay
 from service.store import PlanRow, Store
@@ -177,7 +183,7 @@ def get_progress(plan_id: str, store: StoreDep, principal: ReaderDep, at: AtQuer
     responses={409: {"description": "Not the newest version, or it has no routes yet."},
                422: {"description": "Bad input, naming the field."}, **AUTH},
 )
-def replan(
+async def replan(
     plan_id: str,
     body: ReplanIn,
     response: Response,
@@ -185,12 +191,27 @@ def replan(
     store: StoreDep,
     runner: RunnerDep,
     networks: NetworksDep,
+    waiter: WaiterDep,
     principal: DispatcherDep,
     wait: Annotated[bool, Query(description="Answer when the new version is solved (as POST /v1/plans).")] = False,
 ) -> Any:
     """Completed and in-progress steps stay fixed; each team starts where it is; visits keep
     their team unless moving one saves more than `reassignment_cost`; `not_home` visits are
     retried later if asked. The new version is queued like any plan (poll its `url`)."""
+    # Re-planning may compute travel matrices: a thread's work. The wait is the event loop's
+    # (service.waits), so a waiting request holds no thread.
+    out, limit = await run_in_threadpool(_queue_replan, plan_id, body, settings, store, runner, networks, principal)
+    response.headers["Location"] = out.url
+    if wait and await waiter.wait(out.id, wait_budget(limit, settings)):
+        current_row = await run_in_threadpool(store.get, out.id)
+        assert current_row is not None
+        out.status = current_row.status.value
+        return JSONResponse(out.model_dump(mode="json"), status_code=200, headers={"Location": out.url})
+    return out
+
+
+def _queue_replan(plan_id: str, body: ReplanIn, settings: Settings, store: Store, runner: JobRunner,
+                  networks: NetworkRegistry, principal: Principal) -> tuple[ReplanOut, float]:
     row = plan_of(store, plan_id, principal, document=True, request=True)
     chain = _chain(store, row)
     if chain.latest.id != row.id:
@@ -241,19 +262,9 @@ def replan(
                  "reassignment_cost": body.reassignment_cost},
     )
     runner.submit(new.id)
-    url = plan_url(new.id)
-    response.headers["Location"] = url
-    out = ReplanOut(id=new.id, status=new.status.value, url=url, version=new.version, parent_id=row.id,
+    out = ReplanOut(id=new.id, status=new.status.value, url=plan_url(new.id), version=new.version, parent_id=row.id,
                     kept=rest.kept, retried=retried, not_retried=list(rest.not_retried))
-    if wait:
-        deadline = time.monotonic() + limit + settings.wait_grace_s
-        while time.monotonic() < deadline:
-            current_row = store.get(new.id)
-            if current_row is not None and current_row.status.is_final:
-                out.status = current_row.status.value
-                return JSONResponse(out.model_dump(mode="json"), status_code=200, headers={"Location": url})
-            time.sleep(0.1)
-    return out
+    return out, limit
 
 
 @router.get("/{plan_id}/versions", operation_id="list_versions", summary="Every version of the plan",

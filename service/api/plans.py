@@ -1,22 +1,26 @@
 """``/v1/plans``: submit a problem, follow its solve, read, cancel and export the plan.
 
 Endpoints are plain ``def``: FastAPI runs them in its thread pool, so the checks that touch a
-road network (area, snapping) and the ``?wait=true`` polling never block the event loop.
-Solves themselves run in worker processes (:mod:`service.jobs`).
+road network (area, snapping) never block the event loop. ``POST`` is ``async`` for its
+``?wait=true``: the checks go to the thread pool, the wait stays on the event loop
+(:mod:`service.waits`), so waiting requests hold no thread. Solves themselves run in worker
+processes (:mod:`service.jobs`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import time
+import urllib.parse
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, HTTPException, Query, Response, status
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from service import exports
 from service.api.deps import (
     AUTH,
+    DispatcherDep,
     NetworksDep,
     PrincipalDep,
     ReaderDep,
@@ -24,12 +28,16 @@ from service.api.deps import (
     RunnerDep,
     SettingsDep,
     StoreDep,
+    WaiterDep,
     check_vehicle,
     plan_of,
 )
 from service.api.errors import unprocessable
 from service.auth import Principal
-from service.planning import check_request, plan_out, plan_summary_out, plan_url, stored_request
+from service.config import Settings
+from service.jobs import JobRunner
+from service.networks import NetworkRegistry
+from service.planning import check_request, plan_out, plan_summary_out, plan_url, stored_request, wait_budget
 from service.privacy import redact_document, redact_route
 from service.schemas import (
     EXAMPLE_REQUEST,
@@ -43,6 +51,9 @@ from service.schemas import (
 from service.store import PlanRow, Store
 
 router = APIRouter(prefix="/v1/plans", tags=["plans"])
+
+MAX_OFFSET = 1_000_000_000
+"""Beyond any real history, and within every database's integer (10**30 made SQLite raise)."""
 
 NOT_FOUND: Responses = {404: {"description": "No plan (or no route) with this id.", "content": {
     "application/json": {"example": {"detail": 'no plan "5f0c6b8e..."'}}}}}
@@ -90,7 +101,7 @@ def _shown(row: PlanRow, principal: Principal) -> PlanOut:
 
 
 def _document(store: Store, plan_id: str, principal: Principal) -> tuple[PlanRow, dict[str, Any]]:
-    row = _get(store, plan_id, principal, document=True, request=True)
+    row = _get(store, plan_id, principal, document=True)
     if row.document is None:
         if row.status in (Status.QUEUED, Status.SOLVING):
             detail = f"plan {plan_id} is {row.status.value}: its routes are ready when it is done"
@@ -103,12 +114,15 @@ def _document(store: Store, plan_id: str, principal: Principal) -> tuple[PlanRow
 def _route(store: Store, plan_id: str, vehicle_id: str, principal: Principal) -> tuple[dict[str, Any], dict[str, Any]]:
     """The document (with only this route) and the route, as ``principal`` may see them."""
     check_vehicle(principal, vehicle_id)
-    row, document = _document(store, plan_id, principal)
+    _, document = _document(store, plan_id, principal)
     for route in document.get("routes", []):
         if route["vehicle_id"] == vehicle_id:
             route = redact_route(route, principal)
             return {**document, "routes": [route]}, route
-    vehicles = [v.get("id") for v in (row.request or {}).get("vehicles", [])]
+    # The request only for this message: it holds the travel matrices (megabytes of JSON for a
+    # large day), which every crew's read used to parse.
+    stored = store.get(plan_id, request=True)
+    vehicles = [v.get("id") for v in ((stored.request if stored else None) or {}).get("vehicles", [])]
     if vehicle_id in vehicles:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f'vehicle "{vehicle_id}" has no visits in plan {plan_id}')
     raise HTTPException(
@@ -130,18 +144,19 @@ def _route(store: Store, plan_id: str, vehicle_id: str, principal: Principal) ->
         503: {"description": "The road network cannot be loaded."},
     },
 )
-def create_plan(
+async def create_plan(
     request: Annotated[PlanRequest, Body(openapi_examples=_EXAMPLES)],
     response: Response,
     settings: SettingsDep,
     store: StoreDep,
     runner: RunnerDep,
     networks: NetworksDep,
+    waiter: WaiterDep,
     principal: ReaderDep,
     wait: Annotated[
         bool,
-        Query(description="Answer when the solve is done (at most the time limit plus a margin), "
-              "for small problems; else 202 as without it."),
+        Query(description="Answer when the solve is done (at most the time limit plus a margin, capped by the "
+              "server's DOORSTEP_MAX_WAIT_S), for small problems; else 202 as without it."),
     ] = False,
 ) -> Any:
     """Queue a solve of `request`; answer `202` with the plan's id and URL to poll.
@@ -150,6 +165,17 @@ def create_plan(
     road): bad input answers `422` naming the field. A visit no vehicle can serve is not bad
     input: it is listed in the plan's `unassigned` with a reason.
     """
+    # The checks touch road networks (snapping): a thread's work. The wait is the event loop's.
+    row = await run_in_threadpool(_queue, request, settings, store, runner, networks, principal)
+    url = plan_url(row.id)
+    if wait and await waiter.wait(row.id, wait_budget(row.time_limit_s, settings)):
+        return await run_in_threadpool(_finished, store, row.id, principal, url)
+    response.headers["Location"] = url
+    return PlanCreated(id=row.id, status=Status.QUEUED, url=url)
+
+
+def _queue(request: PlanRequest, settings: Settings, store: Store, runner: JobRunner, networks: NetworkRegistry,
+           principal: Principal) -> PlanRow:
     limit = check_request(request, settings, networks)
     row = store.create(
         stored_request(request),
@@ -160,19 +186,17 @@ def create_plan(
         organisation=principal.organisation,
     )
     runner.submit(row.id)
-    url = plan_url(row.id)
-    if wait:
-        deadline = time.monotonic() + limit + settings.wait_grace_s
-        while time.monotonic() < deadline:
-            current = store.get(row.id, document=True)
-            if current is not None and current.status.is_final:
-                if current.error and current.error.get("type") == "input_error":
-                    return unprocessable(current.error.get("loc") or ["body"], current.error["msg"])
-                return JSONResponse(_shown(current, principal).model_dump(mode="json"), status_code=200,
-                                    headers={"Location": url})
-            time.sleep(0.1)
-    response.headers["Location"] = url
-    return PlanCreated(id=row.id, status=Status.QUEUED, url=url)
+    return row
+
+
+def _finished(store: Store, plan_id: str, principal: Principal, url: str) -> Response:
+    """The answer to a wait that saw the plan finish: the plan, or 422 if the worker found bad input."""
+    current = store.get(plan_id, document=True)
+    assert current is not None
+    if current.error and current.error.get("type") == "input_error":
+        return unprocessable(current.error.get("loc") or ["body"], current.error["msg"])
+    return JSONResponse(_shown(current, principal).model_dump(mode="json"), status_code=200,
+                        headers={"Location": url})
 
 
 @router.get("", operation_id="list_plans", summary="List plans, newest first", response_model=PlanList,
@@ -180,7 +204,7 @@ def create_plan(
 def list_plans(
     store: StoreDep,
     principal: ReaderDep,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     status_: Annotated[Status | None, Query(alias="status", description="Only plans in this status.")] = None,
 ) -> PlanList:
@@ -209,8 +233,11 @@ def export_plan_geojson(plan_id: str, store: StoreDep, principal: ReaderDep) -> 
     response_model=PlanOut,
     responses={**NOT_FOUND, **AUTH},
 )
-def get_plan(plan_id: str, store: StoreDep, principal: ReaderDep) -> PlanOut:
-    return _shown(_get(store, plan_id, principal, document=True), principal)
+def get_plan(plan_id: str, store: StoreDep, principal: ReaderDep) -> Response:
+    # Serialised here, once: returned as a model, FastAPI would check it against PlanOut again and
+    # serialise it through its own adapter, which cost more than reading the plan.
+    plan = _shown(_get(store, plan_id, principal, document=True), principal)
+    return Response(plan.model_dump_json(), media_type="application/json")
 
 
 @router.delete(
@@ -222,7 +249,7 @@ def get_plan(plan_id: str, store: StoreDep, principal: ReaderDep) -> PlanOut:
         "application/json": {"example": {"detail": "plan 5f0c6b8e... is already done: nothing to cancel"}}}},
         **AUTH},
 )
-def cancel_plan(plan_id: str, store: StoreDep, runner: RunnerDep, principal: ReaderDep) -> PlanOut:
+def cancel_plan(plan_id: str, store: StoreDep, runner: RunnerDep, principal: DispatcherDep) -> PlanOut:
     """A queued plan is cancelled at once. A solving one stops within about a second and keeps
     the best plan found so far (`status` becomes `cancelled`; poll for it)."""
     row = _get(store, plan_id, principal)
@@ -294,9 +321,20 @@ def get_route(plan_id: str, vehicle_id: str, store: StoreDep, principal: Princip
 
 def _attachment(body: str, media_type: str, vehicle_id: str, extension: str) -> Response:
     """A download the phone or browser saves as ``<vehicle>.<extension>``."""
-    filename = f"{_filename(vehicle_id)}.{extension}"
-    return Response(body, media_type=media_type, headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+    disposition = content_disposition(vehicle_id, extension)
+    return Response(body, media_type=media_type, headers={"Content-Disposition": disposition})
 
 
-def _filename(vehicle_id: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_" else "_" for c in vehicle_id) or "route"
+def content_disposition(vehicle_id: str, extension: str) -> str:
+    """``attachment`` named after the vehicle, in any script.
+
+    HTTP headers are Latin-1, so a name like ``车队-1`` goes in RFC 6266's ``filename*`` (UTF-8,
+    percent-encoded, RFC 5987), which every current browser prefers; ``filename`` keeps an ASCII
+    fallback for the clients that do not read it.
+    """
+    name = "".join(c if c.isalnum() or c in "-_" else "_" for c in vehicle_id) or "route"
+    fallback = "".join(c if c.isascii() else "_" for c in name)
+    if fallback.strip("_") == "":
+        fallback = "route"
+    encoded = urllib.parse.quote(f"{name}.{extension}", safe="")
+    return f"attachment; filename=\"{fallback}.{extension}\"; filename*=UTF-8''{encoded}"

@@ -42,7 +42,7 @@ from service.schemas.document import (
     jsonable,
     plan_document,
 )
-from service.schemas.fields import Engine, Id, LonLat, PriorityIn, Profile, _In
+from service.schemas.fields import MAX_AMOUNT, Amount, Engine, Id, LonLat, PriorityIn, Profile, _In
 from service.schemas.matrix import MatrixEntry, MatrixIn, MatrixOut, MatrixRequest
 from service.schemas.problem_in import BreakIn, DepotIn, ObjectiveIn, OptionsIn, ShiftIn, VehicleIn, VisitIn
 from service.schemas.request import EXAMPLE_REQUEST, PlanRequest, addresses_of
@@ -80,6 +80,8 @@ __all__ = [
     "CONVENTIONS",
     "EXAMPLE_PLAN",
     "EXAMPLE_REQUEST",
+    "MAX_AMOUNT",
+    "Amount",
     "AreaIn",
     "BreakIn",
     "CatchmentOut",

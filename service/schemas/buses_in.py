@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field, NonNegativeInt, model_validator
 
 from routing.model import HORIZON_S, swab_tubes
-from service.schemas.fields import Id, LonLat, _In
+from service.schemas.fields import Amount, Id, LonLat, _In
 from service.schemas.times import TimeWindowIn
 
 
@@ -26,7 +26,7 @@ class StopIn(_In):
     group: Id | None = Field(default=None, description="Alternatives group: at most one stop of a group is used.")
     max_dwell_s: int | None = Field(default=None, gt=0, le=HORIZON_S, description="Longest a bus may stay.")
     setup_s: NonNegativeInt = Field(default=600, le=HORIZON_S, description="Parking and setting up.")
-    demand: dict[str, NonNegativeInt] | None = Field(
+    demand: dict[str, Amount] | None = Field(
         default=None,
         description='Per capacity dimension. Default with `people`: {"tubes": one per 10 people (pooled)}; '
         "without: derived with the people.",

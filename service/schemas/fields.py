@@ -18,6 +18,26 @@ from pydantic import (
 from routing.model import Priority
 
 Profile = Literal["drive", "walk"]
+
+# -- bounds the engines can take --------------------------------------------------------------------
+# Both engines work in int64: costs are scaled by 100 (routing.solver.scaling.COST_SCALE) and
+# summed over every arc and every visit left out, priority factor cubed for the urgent ones. These
+# bounds keep a day of a few thousand visits far below 2**63 (about 9.2e18), so a number that
+# would overflow an engine is a 422 naming its field, not a job that fails later. They sit far
+# above any real day: a crew's hour costs 3,600 at the default 1 per second.
+MAX_AMOUNT = 1_000_000_000
+"""Demands, capacities, penalties and fixed costs (whole units)."""
+MAX_COST_PER_UNIT = 10_000.0
+"""Costs per second or per metre."""
+MAX_PRIORITY_FACTOR = 10.0
+"""An urgent visit left out costs unassigned_penalty times this cubed."""
+MAX_MATRIX_DURATION_S = 10_000_000
+"""About 116 days: longer than any shift; no path is ``null``. Below the engines' no-path time."""
+MAX_MATRIX_DISTANCE_M = 100_000_000
+"""Twice round the Earth."""
+
+Amount = Annotated[int, Field(ge=0, le=MAX_AMOUNT)]
+"""A demand, capacity, penalty or fixed cost the engines can add up (see ``MAX_AMOUNT``)."""
 Engine = Literal["auto", "ortools", "pyvrp", "vroom"]
 
 Id = Annotated[

@@ -9,7 +9,7 @@ import numpy as np
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from routing.model import TravelMatrix
-from service.schemas.fields import Id, LonLat, Profile, _In
+from service.schemas.fields import MAX_MATRIX_DISTANCE_M, MAX_MATRIX_DURATION_S, Id, LonLat, Profile, _In
 
 
 def _finite_or_none(value: float | None) -> float | None:
@@ -18,14 +18,26 @@ def _finite_or_none(value: float | None) -> float | None:
     return value
 
 
+def _bounded(limit: float, unit: str) -> AfterValidator:
+    # A sentinel such as 1e9 or Infinity for "no road" would overflow the engines' int64 costs.
+    def check(value: float | None) -> float | None:
+        if value is not None and value > limit:
+            raise ValueError(f"matrix entries must be at most {limit:.0f} {unit}, got {value:g} (null: no path)")
+        return value
+
+    return AfterValidator(check)
+
+
 MatrixEntry = Annotated[float | None, AfterValidator(_finite_or_none)]
+DurationEntry = Annotated[MatrixEntry, _bounded(MAX_MATRIX_DURATION_S, "s")]
+DistanceEntry = Annotated[MatrixEntry, _bounded(MAX_MATRIX_DISTANCE_M, "m")]
 
 
 class MatrixIn(_In):
     """A square matrix per quantity, ``[from][to]``, over the sites: depots, visits, stops, labs."""
 
-    durations_s: list[list[MatrixEntry]]
-    distances_m: list[list[MatrixEntry]]
+    durations_s: list[list[DurationEntry]]
+    distances_m: list[list[DistanceEntry]]
 
     @model_validator(mode="after")
     def _square(self) -> MatrixIn:

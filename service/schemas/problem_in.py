@@ -5,7 +5,18 @@ from __future__ import annotations
 from pydantic import Field, NonNegativeInt
 
 from routing.model import HORIZON_S, Priority, VehicleKind, swab_tubes
-from service.schemas.fields import Engine, Id, LonLat, PriorityIn, Profile, _In
+from service.schemas.fields import (
+    MAX_AMOUNT,
+    MAX_COST_PER_UNIT,
+    MAX_PRIORITY_FACTOR,
+    Amount,
+    Engine,
+    Id,
+    LonLat,
+    PriorityIn,
+    Profile,
+    _In,
+)
 from service.schemas.times import TimeOfDay, TimeWindowIn
 
 
@@ -34,15 +45,15 @@ class VehicleIn(_In):
         description="Where the route ends; null for an open end (the last visit). Omitted: the start depot.",
     )
     shift: ShiftIn
-    capacity: dict[str, NonNegativeInt] = Field(
+    capacity: dict[str, Amount] = Field(
         default_factory=dict, description='Per dimension, e.g. {"tubes": 40}. Unlisted: unlimited.'
     )
     skills: list[Id] = Field(default_factory=list, max_length=64)
     profile: Profile = "drive"
     breaks: list[BreakIn] = Field(default_factory=list, max_length=16)
-    max_duration_s: int | None = Field(default=None, gt=0)
-    fixed_cost: NonNegativeInt = 0
-    speed_factor: float = Field(default=1.0, gt=0, le=10)
+    max_duration_s: int | None = Field(default=None, gt=0, le=HORIZON_S)
+    fixed_cost: Amount = 0
+    speed_factor: float = Field(default=1.0, ge=0.1, le=10)  # 1e-10 made travel times overflow int64
     lanes: int = Field(default=2, ge=1, le=50, description="Sampling queues a bus runs at a stop.")
     seconds_per_person: NonNegativeInt = Field(
         default=20, le=3600, description="Swabbing time per person in one lane at a bus stop."
@@ -58,14 +69,14 @@ class VisitIn(_In):
     id: Id
     location: LonLat
     people: NonNegativeInt = Field(default=1, le=100_000)
-    setup_s: NonNegativeInt = Field(default=300, description="Questions and temperature at the door.")
-    per_person_s: NonNegativeInt = Field(default=60, description="Swabbing, per person.")
+    setup_s: NonNegativeInt = Field(default=300, le=HORIZON_S, description="Questions and temperature at the door.")
+    per_person_s: NonNegativeInt = Field(default=60, le=3600, description="Swabbing, per person.")
     time_windows: list[TimeWindowIn] = Field(
         default_factory=list, max_length=16, description="Empty: any time in the crew's shift."
     )
     priority: PriorityIn = Priority.ROUTINE
     skills: list[Id] = Field(default_factory=list, max_length=64)
-    demand: dict[str, NonNegativeInt] | None = Field(
+    demand: dict[str, Amount] | None = Field(
         default=None,
         description='Per capacity dimension. Default {"tubes": swab tubes for `people`} '
         "(one per person unpooled, one per 10 pooled).",
@@ -74,7 +85,7 @@ class VisitIn(_In):
         default=None, description="10-in-1 pooled swabs. Default: true unless the priority is quarantine."
     )
     required: bool = True
-    penalty: NonNegativeInt | None = Field(
+    penalty: Amount | None = Field(
         default=None, description="Cost of not making an optional visit (required=false)."
     )
     notes: str | None = Field(default=None, max_length=2000, description="Personal data: never logged.")
@@ -112,15 +123,16 @@ class OptionsIn(_In):
 
 
 class ObjectiveIn(_In):
-    duration_cost_per_s: float = Field(default=1.0, ge=0)
-    distance_cost_per_m: float = Field(default=0.0, ge=0)
-    unassigned_penalty: NonNegativeInt = 10_000_000
-    priority_factor: float = Field(default=4.0, ge=1)
+    duration_cost_per_s: float = Field(default=1.0, ge=0, le=MAX_COST_PER_UNIT)
+    distance_cost_per_m: float = Field(default=0.0, ge=0, le=MAX_COST_PER_UNIT)
+    unassigned_penalty: Amount = 10_000_000
+    priority_factor: float = Field(default=4.0, ge=1, le=MAX_PRIORITY_FACTOR)
     reassignment_cost: float = Field(
-        default=0.0, ge=0, description="Cost of serving a visit with another vehicle than its `preferred_vehicle`."
+        default=0.0, ge=0, le=MAX_AMOUNT,
+        description="Cost of serving a visit with another vehicle than its `preferred_vehicle`."
     )
     makespan_cost_per_s: float = Field(
-        default=0.0, ge=0,
+        default=0.0, ge=0, le=MAX_COST_PER_UNIT,
         description="Cost per second of the day's makespan (first departure to last return of the vehicles "
         "used): above 0 it spreads the work over the crews so everyone is home sooner, at some extra travel.",
     )

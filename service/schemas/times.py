@@ -35,7 +35,9 @@ def parse_time(value: Any) -> int:
             f'a time must be whole seconds from midnight or "HH:MM" / "HH:MM:SS", got {value!r}'
         )
     if not 0 <= seconds <= HORIZON_S:
-        raise ValueError(f"a time must lie between 00:00 and 72:00 (0 and {HORIZON_S} s), got {seconds} s")
+        raise ValueError(
+            f"a time must lie between 00:00 and {clock(HORIZON_S)} (0 and {HORIZON_S} s), got {seconds} s"
+        )
     return seconds
 
 

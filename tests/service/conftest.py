@@ -152,3 +152,20 @@ def wait_for(
             return body
         time.sleep(0.05)
     raise AssertionError(f"plan {plan_id} never reached {statuses}; last: {body.get('status')}")
+
+
+@pytest.fixture
+def servers(tmp_path: Path) -> Iterator[Callable[..., Any]]:
+    """Starts real ``doorstep serve`` processes (:class:`tests.service.serve.Server`); kills what is
+    left of them, their whole process group, at the end."""
+    from tests.service.serve import Server  # it imports this module's helpers
+
+    started: list[Server] = []
+
+    def start(log_name: str = "serve.log", **settings: str) -> Server:
+        started.append(Server(tmp_path, log_name, **settings))
+        return started[-1]
+
+    yield start
+    for server in started:
+        server.close()

@@ -75,6 +75,11 @@ def test_cancelling_a_solve_keeps_the_best_plan_so_far(database_url: str, make_s
     with TestClient(create_app(settings)) as client:
         plan_id = client.post("/v1/plans", json=small_request(options={"time_limit_s": 30})).json()["id"]
         wait_for(client, plan_id, {"solving"})
+        # "solving" starts at the claim, before the solver has a plan: cancelled then, there is no
+        # best plan to keep (a race that loaded machines lost). Wait for the first progress.
+        deadline = time.monotonic() + 30
+        while client.get(f"/v1/plans/{plan_id}").json()["progress"] is None and time.monotonic() < deadline:
+            time.sleep(0.05)
         asked = time.monotonic()
         response = client.delete(f"/v1/plans/{plan_id}")
         assert response.status_code == 200 and response.json()["cancel_requested"] is True

@@ -181,7 +181,9 @@ def test_serve_runs_the_app_factory_with_uvicorn(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr("uvicorn.run", lambda *args, **kwargs: calls.append((args, kwargs)))
     result = runner.invoke(app, ["serve", "--host", "0.0.0.0", "--port", "9000"])
     assert result.exit_code == 0, result.output
-    assert calls == [(("service.main:create_app",), {"factory": True, "host": "0.0.0.0", "port": 9000})]
+    # timeout_graceful_shutdown: requests in progress must not hold up a stop (issue 13).
+    assert calls == [(("service.main:create_app",), {"factory": True, "host": "0.0.0.0", "port": 9000,
+                                                     "timeout_graceful_shutdown": 3})]
 
 
 def _route(vehicle_id: str) -> dict[str, Any]:
