@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 class PlanWaiter:
     """Futures for plans to finish, resolved by one polling task (started when someone waits)."""
 
-    def __init__(self, store: Store, *, interval_s: float = 0.2) -> None:
+    def __init__(self, store: Store, *, interval_s: float = 0.05) -> None:
         self.store = store
         self.interval_s = interval_s
         self._waiting: dict[str, list[asyncio.Future[None]]] = {}

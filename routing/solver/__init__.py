@@ -44,7 +44,7 @@ REPAIR_SHARE = 0.1
 """Repairs of incumbents take at most about this share of this process's time: on a large plan a
 repair is many evaluations, and this process must keep reading the engines and the deadline."""
 
-MIN_STALL_S = 0.2
+MIN_STALL_S = 0.1
 """A search converges only after going at least this long without improving the best plan
 (a warm-started search reports its start first, and its first move may take a moment)..."""
 STALL_S_PER_TASK_CUBED = 1e-5
