@@ -12,7 +12,7 @@ PORT ?= 8000
 TEST_POSTGRES_URL ?= $(or $(DOORSTEP_TEST_POSTGRES_URL),postgresql+psycopg://postgres@127.0.0.1:5432/test)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv install demo test lint bench-vrptw bench-matrix bench-district bench-load serve clean
+.PHONY: help venv install demo test lint bench-vrptw bench-matrix bench-district bench-load bench-homevisits bench-latency serve clean
 
 help:
 	@echo "make demo          plan the Helsinki demo into out/demo/ (creates .venv, installs)"
@@ -22,6 +22,8 @@ help:
 	@echo "make bench-vrptw   Solomon + CVRPLIB benchmark -> bench/results/ (needs $(SHARED))"
 	@echo "make bench-matrix  travel-matrix benchmark -> bench/results/ (needs $(SHARED))"
 	@echo "make bench-district  buses, stops and labs on Liechtenstein -> bench/results/ (needs $(SHARED))"
+	@echo "make bench-homevisits  home-visit days against VROOM, same matrices and clock -> bench/results/"
+	@echo "make bench-latency small requests through POST /v1/plans?wait=true -> bench/results/"
 	@echo "make bench-load    reads under load with 40 waiting solves, against /healthz -> bench/results/"
 	@echo "make venv | install | clean"
 
@@ -93,6 +95,12 @@ bench-district: $(VENV)/.installed-test
 	@test -f $(SHARED)/osm/liechtenstein-latest.osm.pbf || { echo "no $(SHARED)/osm: set SHARED=path/to/shared"; exit 1; }
 	$(BIN)/python -m bench.district $(SHARED)/osm/liechtenstein-latest.osm.pbf --buses 13 --teams 6 --areas 150 \
 	    --stops 120 --visits 300 --labs 3 --time-limit 120 --seed 1 --bound
+
+bench-homevisits: $(VENV)/.installed-test
+	$(BIN)/python -m bench.homevisits --sizes 60/4,120/6,300/12 --seeds 1
+
+bench-latency: $(VENV)/.installed-test
+	$(BIN)/python -m bench.latency --sizes 2,10 --repeats 5
 
 bench-load: $(VENV)/.installed-test
 	$(BIN)/python -m bench.load --duration 10 --repeats 3 --connections 50 --waiting 40
