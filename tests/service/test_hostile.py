@@ -210,10 +210,10 @@ def test_only_a_dispatcher_cancels_a_solve(sqlite_url: str, make_settings: MakeS
         dispatcher = keys.create(role=Role.DISPATCHER, organisation="north")[1]
         integrators = [keys.create(role=Role.INTEGRATOR, organisation="north", can_read_personal=granted)[1]
                        for granted in (False, True)]
-        crew = keys.create(role=Role.CREW, organisation="north", vehicle_id="team-1")[1]
         created = client.post("/v1/plans", json=small_request(options={"time_limit_s": 30}),
                               headers=bearer(integrators[0]))
         plan_id = created.json()["id"]
+        crew = keys.create(role=Role.CREW, organisation="north", vehicle_id="team-1", plan_id=plan_id)[1]
         for token in [*integrators, crew]:
             response = client.delete(f"/v1/plans/{plan_id}", headers=bearer(token))
             assert response.status_code == 403, response.text
