@@ -53,7 +53,7 @@ function h(tag, attributes = {}, ...children) {
     else if (name === "class") element.className = value;
     else element.setAttribute(name, value === true ? "" : value);
   }
-  for (const child of children.flat()) {
+  for (const child of children.flat(Infinity)) {
     if (child === null || child === undefined || child === false) continue;
     element.append(child instanceof Node ? child : document.createTextNode(String(child)));
   }
@@ -68,7 +68,7 @@ function s(tag, attributes = {}, ...children) {
     if (name.startsWith("on")) element.addEventListener(name.slice(2), value);
     else element.setAttribute(name, String(value));
   }
-  for (const child of children.flat()) {
+  for (const child of children.flat(Infinity)) {
     if (child === null || child === undefined || child === false) continue;
     element.append(child instanceof Node ? child : document.createTextNode(String(child)));
   }
@@ -681,7 +681,8 @@ function handoverSection(doc) {
 // -- the map ---------------------------------------------------------------------------------------
 
 function setUpMap() {
-  state.map = L.map("map", { preferCanvas: true, zoomControl: true });
+  state.map = L.map("map", { zoomControl: true });
+  state.streetRenderer = L.canvas({ padding: 0.2 }); // thousands of streets: one canvas, not thousands of paths
   state.map.setView([60.17, 24.94], 13);
   if (state.config.tiles_url) {
     L.tileLayer(state.config.tiles_url, { attribution: state.config.tiles_attribution || "", maxZoom: 19 }).addTo(state.map);
@@ -729,7 +730,8 @@ async function drawStreets(doc) {
   state.streetsFor = key;
   const { data } = await state.api.get(`/v1/networks/${encodeURIComponent(network)}/streets?profile=${profile}&bbox=${bbox}`);
   state.layers.streets.clearLayers();
-  L.geoJSON(data, { interactive: false, style: { color: "#b9b4a8", weight: 1.2, opacity: 1 } }).addTo(state.layers.streets);
+  L.geoJSON(data, { interactive: false, renderer: state.streetRenderer,
+    style: { color: "#b9b4a8", weight: 1.2, opacity: 1 } }).addTo(state.layers.streets);
   document.getElementById("map").dataset.streets = String(data.features[0] ? data.features[0].properties.segments : 0);
 }
 
@@ -751,7 +753,7 @@ function renderMap() {
     if (!tasks.length) continue;
     const colour = colourOf(route.vehicle_id);
     const line = route.geometry ? route.geometry.coordinates : route.steps.map((x) => x.location);
-    L.polyline(line.map(([x, y]) => [y, x]), { color: PALETTE[colour], weight: 4, opacity: 0.85 })
+    L.polyline(line.map(([x, y]) => [y, x]), { color: PALETTE[colour], weight: 4, opacity: 0.85, className: `route c${colour}` })
       .bindTooltip(route.vehicle_id).addTo(state.layers.routes);
     tasks.forEach((step, i) => {
       const outcome = done[step.id];
@@ -776,7 +778,7 @@ function renderMap() {
   for (const area of doc.coverage || []) {
     if (area.location && area.stop_location) {
       L.polyline([[area.location[1], area.location[0]], [area.stop_location[1], area.stop_location[0]]],
-        { color: "#555", weight: 1, dashArray: "3 4" }).addTo(state.layers.routes);
+        { color: "#555", weight: 1, dashArray: "3 4", className: "catchment" }).addTo(state.layers.routes);
       L.circleMarker([area.location[1], area.location[0]], { radius: 5, color: "#555", weight: 1, fillOpacity: 0.3 })
         .bindTooltip(`${area.area_id} → ${area.stop_id}`).addTo(state.layers.routes);
     }
