@@ -164,7 +164,13 @@ def test_a_dispatcher_plans_watches_replans_and_checks_a_hand_edit(server: Serve
         expect(page.locator(".stop-marker.o-done")).to_have_count(2, timeout=15_000)
         expect(page.locator(".stop-marker.o-not_home")).to_have_count(1)
         expect(page.locator("#timeline rect.o-done")).to_have_count(2)
-        expect(page.locator(f'[data-testid=vehicles] tr[data-vehicle="{vehicle}"] [data-testid=done]')).to_have_text("2")
+        row = page.locator(f'[data-testid=vehicles] tr[data-vehicle="{vehicle}"]')
+        expect(row.get_by_test_id("done")).to_have_text("2")
+        row.click()  # its stops in order, with their outcomes
+        stops = page.get_by_test_id("stop-list")
+        expect(stops.locator("li")).to_have_count(len(visit_ids(busiest)))
+        expect(stops.locator("li .badge.o-done")).to_have_count(2)
+        expect(stops.locator(f'li[data-step="{visit_ids(busiest)[2]}"]')).to_contain_text("Not at home")
         progress = server.http.get(f"/v1/plans/{plan['id']}/progress").json()
         expect(page.get_by_test_id("people")).to_have_text(
             f"People sampled: {progress['people_sampled']} of {progress['people_expected']}")

@@ -89,10 +89,11 @@ function nowClock() {
 
 const document_ = () => (state.plan && state.plan.plan) || null;
 const routes = () => ((document_() || {}).routes || []).filter((r) => r.steps.some((x) => TASKS.has(x.kind)));
+// A vehicle keeps its colour across versions (a dropped vehicle does not shift the others').
+const colours = new Map();
 const colourOf = (vehicleId) => {
-  const ids = ((document_() || {}).routes || []).map((r) => r.vehicle_id);
-  const index = ids.indexOf(vehicleId);
-  return (index < 0 ? 0 : index) % COLOURS;
+  if (!colours.has(vehicleId)) colours.set(vehicleId, colours.size % COLOURS);
+  return colours.get(vehicleId);
 };
 
 // The last outcome of each step in the ledger (arrived does not end a step).
@@ -150,6 +151,12 @@ async function signIn(key) {
     state.networks = networks.data.data;
     sessionStorage.setItem(STORED_KEY, key);
     state.message = null;
+    const known = state.networks.find((n) => n.default && n.bounds);
+    if (known && !state.plan) {
+      const [w, south, e, north] = known.bounds;
+      state.map.fitBounds([[south, w], [north, e]]);
+      drawStreets(null).catch((error) => say(describe(error), "problem"));
+    }
   } catch (error) {
     state.api = null;
     sessionStorage.removeItem(STORED_KEY);
@@ -283,6 +290,7 @@ async function cancel() {
 
 async function show(planOut) {
   state.plan = planOut;
+  for (const route of (planOut.plan || {}).routes || []) colourOf(route.vehicle_id);
   state.selected = null;
   const versions = await call(state.api.get(`/v1/plans/${planOut.id}/versions`));
   state.rootId = versions.data.data[0].id;
@@ -427,19 +435,20 @@ async function download(path, filename) {
 function renderSide() {
   const side = document.getElementById("side");
   const doc = document_();
-  side.replaceChildren(
+  side.replaceChildren(...[
     state.message ? h("p", { class: `notice ${state.message.kind}`, role: "status", "data-testid": "message" }, state.message.text) : null,
     state.api ? null : keySection(),
     state.api ? planDaySection() : null,
     state.solving ? progressSection() : null,
-    doc ? summarySection(doc) : null,
-    doc ? unservedSection(doc) : null,
-    doc && state.selected ? detailSection(doc) : null,
     state.diff ? diffSection() : null,
+    doc ? summarySection(doc) : null,
+    doc && state.selected ? detailSection(doc) : null,
+    doc ? stopListSection(doc) : null,
+    doc ? unservedSection(doc) : null,
     doc ? replanSection(doc) : null,
     doc ? editSection(doc) : null,
     doc ? handoverSection(doc) : null,
-  );
+  ].filter(Boolean));
 }
 
 function keySection() {
@@ -530,7 +539,7 @@ function summarySection(doc) {
   return h("section", { "data-testid": "summary" },
     h("h2", {}, t("console.routes_title", { version: version ? version.version : 1 })),
     h("p", { class: "small" }, t("console.summary", {
-      visits: doc.summary.assigned != null ? doc.summary.assigned : "", unassigned: doc.unassigned.length,
+      visits: doc.summary.visits_assigned, unassigned: doc.unassigned.length,
       vehicles: routes().length, km: Math.round((doc.summary.distance_m || 0) / 100) / 10,
     })),
     p ? h("p", { "data-testid": "people" }, t("console.people", { sampled: p.people_sampled, expected: p.people_expected })) : null,
@@ -540,7 +549,8 @@ function summarySection(doc) {
         h("th", { class: "num" }, t("console.late")))),
       h("tbody", {}, routes().map((r) => {
         const v = byVehicle[r.vehicle_id] || {};
-        return h("tr", { "data-vehicle": r.vehicle_id },
+        return h("tr", { "data-vehicle": r.vehicle_id, class: r.vehicle_id === state.vehicle ? "chosen" : null,
+          onclick: () => { state.vehicle = r.vehicle_id; renderLive(); } },
           h("td", {}, h("span", { class: `swatch c${colourOf(r.vehicle_id)}` }), r.vehicle_id),
           h("td", { class: "num" }, r.steps.filter((x) => TASKS.has(x.kind)).length),
           h("td", {}, `${r.start}–${r.end}`),
@@ -548,6 +558,22 @@ function summarySection(doc) {
           h("td", { class: "num" }, v.remaining != null ? v.remaining : ""),
           h("td", { class: "num" }, v.late ? h("span", { class: "violation" }, v.late) : "0"));
       }))));
+}
+
+// The chosen vehicle's stops in order, with their outcomes (the crew's list, as the dispatcher sees it).
+function stopListSection(doc) {
+  const route = routes().find((r) => r.vehicle_id === state.vehicle) || routes()[0];
+  if (!route) return h("section", { "data-testid": "stop-list" });
+  const done = outcomes();
+  const late = violationsByStep(doc);
+  const tasks = route.steps.filter((x) => TASKS.has(x.kind));
+  return h("section", { "data-testid": "stop-list", "data-vehicle": route.vehicle_id },
+    h("h2", {}, h("span", { class: `swatch c${colourOf(route.vehicle_id)}` }), t("console.stop_list", { vehicle: route.vehicle_id })),
+    h("ol", { class: "stops" }, tasks.map((step) => h("li", { "data-step": step.id, class: step.id === state.selected ? "chosen" : null,
+      onclick: () => select(step.id) },
+      h("span", { class: "time" }, step.start), " ", h("b", {}, step.id), step.address ? ` · ${step.address}` : "",
+      done[step.id] ? h("span", { class: `badge o-${done[step.id]}` }, t(`outcome.${done[step.id]}`)) : null,
+      late[step.id] ? h("span", { class: "badge late" }, t("console.late")) : null))));
 }
 
 function reasonText(u) {
@@ -646,7 +672,9 @@ function editSection(doc) {
       h("ul", { class: "plain" }, e.plan.violations.map((v) => h("li", { class: "violation", "data-kind": v.kind },
         `${t(`violation.${v.kind}`)}: ${v.message}`))),
       e.missing.length ? h("p", { class: "small" }, t("console.edit_missing", { ids: e.missing.join(", ") })) : null,
-      h("p", { class: "small" }, e.feasible ? t("console.edit_apply_hint") : t("console.edit_not_savable")));
+      h("p", { class: "small" }, e.feasible ? t("console.edit_apply_hint") : t("console.edit_not_savable")),
+      h("div", { class: "buttons" }, h("button", { type: "button", "data-action": "discard-edit",
+        onclick: () => { state.edit = null; renderAll(); } }, t("console.edit_discard"))));
   }
   return h("section", { "data-testid": "edit" },
     h("h2", {}, t("console.edit_title")),
@@ -720,7 +748,7 @@ async function drawStreets(doc) {
   const network = (state.request && state.request.network) || (state.networks.find((n) => n.default) || {}).name;
   const known = state.networks.find((n) => n.name === network);
   if (!known || !known.profiles.length) return;
-  const box = planBounds(doc);
+  const box = doc ? planBounds(doc) : known.bounds;
   if (!box) return;
   const pad = 0.01;
   const bbox = [box[0] - pad, box[1] - pad / 2, box[2] + pad, box[3] + pad / 2].map((x) => x.toFixed(5)).join(",");
@@ -753,7 +781,8 @@ function renderMap() {
     if (!tasks.length) continue;
     const colour = colourOf(route.vehicle_id);
     const line = route.geometry ? route.geometry.coordinates : route.steps.map((x) => x.location);
-    L.polyline(line.map(([x, y]) => [y, x]), { color: PALETTE[colour], weight: 4, opacity: 0.85, className: `route c${colour}` })
+    L.polyline(line.map(([x, y]) => [y, x]), { color: PALETTE[colour], weight: 4, opacity: 0.85, className: `route c${colour}`,
+      dashArray: shown === doc ? null : "8 6" })
       .bindTooltip(route.vehicle_id).addTo(state.layers.routes);
     tasks.forEach((step, i) => {
       const outcome = done[step.id];
@@ -844,13 +873,18 @@ function renderTimeline() {
   const width = Math.max(600, box.clientWidth - 20);
   const rowH = 26;
   const top = 18;
-  const x = (sec) => label + ((sec - from) / Math.max(1, to - from)) * (width - label - 10);
+  const x = (sec) => label + ((sec - from) / Math.max(1, to - from)) * (width - label - 40);
   const done = outcomes();
   const violations = violationsByStep(shown);
   const svg = s("svg", { width, height: top + rows.length * rowH + 4, "data-testid": "timeline-svg" });
   for (let hour = from; hour <= to; hour += 3600) {
     svg.append(s("line", { x1: x(hour), x2: x(hour), y1: 12, y2: top + rows.length * rowH, stroke: "#ddd" }),
       s("text", { x: x(hour) + 2, y: 11, fill: "#555" }, clock(hour)));
+  }
+  const now = state.progress ? state.progress.at_s : null;
+  if (now != null && now >= from && now <= to) {
+    svg.append(s("line", { class: "now", x1: x(now), x2: x(now), y1: 12, y2: top + rows.length * rowH, stroke: "#a40f0f",
+      "stroke-width": 1.5, "stroke-dasharray": "4 3" }, s("title", {}, clock(now))));
   }
   rows.forEach((route, index) => {
     const y = top + index * rowH;
@@ -901,6 +935,7 @@ function renderTimeline() {
     doc.unassigned.map((u) => h("span", { class: "chip", "data-visit": u.visit_id, title: reasonText(u), onclick: () => select(u.visit_id) },
       `${u.visit_id}: ${t(`reason.${u.reason}`)}`)));
   box.replaceChildren(legend, svg, unserved);
+  box.dataset.rows = String(rows.length);
 }
 
 // -- everything ------------------------------------------------------------------------------------
@@ -909,7 +944,7 @@ function renderTimeline() {
 function renderLive() {
   const doc = document_();
   if (!doc) return;
-  for (const [id, make] of [["summary", summarySection], ["stop-detail", detailSection]]) {
+  for (const [id, make] of [["summary", summarySection], ["stop-detail", detailSection], ["stop-list", stopListSection]]) {
     const old = document.querySelector(`#side [data-testid=${id}]`);
     if (old && (id !== "stop-detail" || state.selected)) old.replaceWith(make(doc));
   }
