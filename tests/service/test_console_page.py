@@ -234,6 +234,31 @@ def test_a_dispatcher_plans_watches_replans_and_checks_a_hand_edit(server: Serve
     assert desk.errors == [EXPECTED_422], desk.errors
 
 
+def test_a_solve_is_followed_and_cancelled_from_a_json_request(server: Server, browser: Browser) -> None:
+    request = json.loads((ROOT / "data" / "helsinki-home-visits.json").read_text())
+    request["options"] = {"full_budget": True}  # searches its whole time limit: there is time to cancel
+    desk = Desk(browser, "en-GB")
+    page = desk.page
+    try:
+        page.goto(f"{server.url}/console/#key={server.dispatcher}")
+        page.set_input_files("#json-file", {"name": "day.json", "mimeType": "application/json",
+                                            "buffer": json.dumps(request).encode()})
+        page.fill("#time-limit", "60")
+        page.locator("[data-action=solve]").click()
+        solving = page.get_by_test_id("solving")
+        expect(solving).to_contain_text(re.compile(r"Solving: [1-9]\d* of 60 s"), timeout=30_000)
+        assert int(str(page.locator("#solve-progress").get_attribute("value"))) < 50
+        solving.locator("[data-action=cancel]").click()
+        expect(page.get_by_test_id("message")).to_contain_text("Cancelled: the best plan found so far is kept",
+                                                               timeout=30_000)
+        expect(page.get_by_test_id("summary")).to_be_visible()  # the best plan so far, shown
+        newest = server.http.get("/v1/plans").json()["data"][0]
+        assert newest["status"] == "cancelled" and newest["name"] == request["name"]
+    finally:
+        desk.close()
+    assert not desk.errors, desk.errors
+
+
 def test_the_console_in_chinese_from_the_browser_language(server: Server, browser: Browser) -> None:
     desk = Desk(browser, "zh-CN")
     page = desk.page

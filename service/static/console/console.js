@@ -210,7 +210,7 @@ async function checkedRequest() {
   try {
     const response = await state.api.post("/v1/requests/from-csv", {
       visits_csv: visits, vehicles_csv: vehicles, depots_csv: depots, network,
-      name: document.getElementById("plan-title").value || undefined, options, objective,
+      name: document.getElementById("plan-title").value || defaultName(), options, objective,
     });
     return response.data;
   } catch (error) {
@@ -225,6 +225,11 @@ async function checkedRequest() {
     state.errors = [{ where: "", msg: describe(error) }];
     return null;
   }
+}
+
+function defaultName() {
+  const d = new Date();
+  return `${t("console.plan_of")} ${d.toISOString().slice(0, 10)} ${nowClock()}`;
 }
 
 async function check() {
@@ -322,8 +327,9 @@ async function refreshLive() {
     state.api.get(`/v1/plans/${state.rootId}/events`),
     state.api.get(`/v1/plans/${state.rootId}/progress`),
   ]);
+  const same = (a, b) => JSON.stringify({ ...a, at_s: 0, at: "" }) === JSON.stringify({ ...b, at_s: 0, at: "" });
   const changed = JSON.stringify(events.data.data) !== JSON.stringify(state.events)
-    || JSON.stringify(progress.data) !== JSON.stringify(state.progress);
+    || !state.progress || !same(progress.data, state.progress); // not redrawn (popups closed) for the clock alone
   state.events = events.data.data;
   state.progress = progress.data;
   return changed;
@@ -709,7 +715,7 @@ function handoverSection(doc) {
 // -- the map ---------------------------------------------------------------------------------------
 
 function setUpMap() {
-  state.map = L.map("map", { zoomControl: true });
+  state.map = L.map("map", { zoomControl: true, fadeAnimation: false });
   state.streetRenderer = L.canvas({ padding: 0.2 }); // thousands of streets: one canvas, not thousands of paths
   state.map.setView([60.17, 24.94], 13);
   if (state.config.tiles_url) {
@@ -770,6 +776,7 @@ function stepIcon(classes, label, size = 20) {
 function renderMap() {
   const doc = document_();
   if (!state.map || !doc) return;
+  state.map.invalidateSize(); // the timeline below may have grown
   const done = outcomes();
   const late = violationsByStep(state.edit && state.edit.plan ? state.edit.plan : doc);
   for (const layer of Object.values(state.layers)) if (layer !== state.layers.streets) layer.clearLayers();
@@ -956,8 +963,8 @@ function renderAll() {
   const doc = document_();
   document.getElementById("plan-name").textContent = doc ? (state.plan.name || state.plan.id) : "";
   renderSide();
-  renderMap();
   renderTimeline();
+  renderMap();
 }
 
 function setLanguage() {
