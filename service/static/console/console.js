@@ -648,7 +648,7 @@ function replanSection(doc) {
   return h("section", { "data-testid": "replan" },
     h("h2", {}, t("console.replan_title")),
     h("form", { onsubmit: replan },
-      h("label", {}, t("console.replan_now"), h("input", { name: "now", value: nowClock(), pattern: "\\d{1,2}:\\d{2}" })),
+      h("label", {}, t("console.replan_now"), h("input", { name: "now", value: state.progress ? state.progress.at.slice(0, 5) : nowClock(), pattern: "\\d{1,2}:\\d{2}" })),
       h("div", {}, h("span", { class: "small" }, t("console.drop_vehicles")), h("br"),
         vehicles.map((v) => h("label", { class: "inline" }, h("input", { type: "checkbox", name: "dropped", value: v }), v))),
       h("label", { class: "inline" }, h("input", { type: "checkbox", name: "retry" }), t("console.retry_not_home")),
@@ -715,7 +715,7 @@ function handoverSection(doc) {
 // -- the map ---------------------------------------------------------------------------------------
 
 function setUpMap() {
-  state.map = L.map("map", { zoomControl: true, fadeAnimation: false });
+  state.map = L.map("map", { zoomControl: true, fadeAnimation: false, zoomSnap: 0.25 });
   state.streetRenderer = L.canvas({ padding: 0.2 }); // thousands of streets: one canvas, not thousands of paths
   state.map.setView([60.17, 24.94], 13);
   if (state.config.tiles_url) {
