@@ -134,7 +134,7 @@ def test_a_dispatcher_plans_watches_replans_and_checks_a_hand_edit(server: Serve
         expect(page.locator(".stop-marker")).to_have_count(sum(len(visit_ids(r)) for r in routes))
         expect(page.locator(".unserved-marker")).to_have_count(len(unassigned))
         expect(page.locator(".site-marker.depot")).to_have_count(2)
-        expect(page.get_by_test_id("map")).to_have_attribute("data-streets", re.compile(r"^[1-9]\d{2,}$"))  # its streets
+        expect(page.get_by_test_id("map")).to_have_attribute("data-streets", re.compile(r"^[1-9]\d{2,}$"))
         expect(page.locator("#timeline g.tl-row")).to_have_count(len(routes))
         expect(page.locator("#timeline rect.seg.service")).to_have_count(sum(len(visit_ids(r)) for r in routes))
         breaks = [s for r in routes for s in r["steps"] if s["kind"] == "break"]
@@ -254,6 +254,33 @@ def test_a_solve_is_followed_and_cancelled_from_a_json_request(server: Server, b
         expect(page.get_by_test_id("summary")).to_be_visible()  # the best plan so far, shown
         newest = server.http.get("/v1/plans").json()["data"][0]
         assert newest["status"] == "cancelled" and newest["name"] == request["name"]
+    finally:
+        desk.close()
+    assert not desk.errors, desk.errors
+
+
+def test_buses_stops_their_areas_and_lab_drops_are_drawn(server: Server, browser: Browser) -> None:
+    request = json.loads((ROOT / "data" / "buses-with-matrices.json").read_text())
+    desk = Desk(browser, "en-GB")
+    page = desk.page
+    try:
+        page.goto(f"{server.url}/console/#key={server.dispatcher}")
+        page.set_input_files("#json-file", {"name": "buses.json", "mimeType": "application/json",
+                                            "buffer": json.dumps(request).encode()})
+        page.fill("#time-limit", "3")
+        page.locator("[data-action=solve]").click()
+        expect(page.get_by_test_id("summary")).to_be_visible(timeout=60_000)
+        plan = server.http.get(f"/v1/plans/{server.http.get('/v1/plans').json()['data'][0]['id']}").json()["plan"]
+        stops = [s for r in plan["routes"] for s in r["steps"] if s["kind"] == "stop"]
+        labs = {s["id"] for r in plan["routes"] for s in r["steps"] if s["kind"] == "lab"}
+        drops = [s for r in plan["routes"] for s in r["steps"] if s["kind"] == "lab"]
+        covered = [a for a in plan["coverage"] if a["stop_id"]]
+        assert stops and labs and covered
+        expect(page.locator(".stop-marker.bus")).to_have_count(len(stops))
+        expect(page.locator(".site-marker.lab")).to_have_count(len(labs))
+        expect(page.locator("path.catchment")).to_have_count(len(covered))  # each area to the stop serving it
+        expect(page.locator("#timeline rect.seg.lab")).to_have_count(len(drops))
+        save(page, "console-en-buses")
     finally:
         desk.close()
     assert not desk.errors, desk.errors

@@ -147,6 +147,7 @@ function takeKey() {
 async function signIn(key) {
   state.api = new Api(key, { timeoutMs: 60000 });
   try {
+    await state.api.get("/v1/plans?limit=1"); // refuses crew keys (403) as the console's calls would
     const networks = await state.api.get("/v1/networks");
     state.networks = networks.data.data;
     sessionStorage.setItem(STORED_KEY, key);
