@@ -174,6 +174,11 @@ def test_a_dispatcher_plans_watches_replans_and_checks_a_hand_edit(server: Serve
         progress = server.http.get(f"/v1/plans/{plan['id']}/progress").json()
         expect(page.get_by_test_id("people")).to_have_text(
             f"People sampled: {progress['people_sampled']} of {progress['people_expected']}")
+        # doors whose planned start has passed without an outcome are flagged as running late
+        behind = [x for x in progress["not_sampled"] if x["vehicle_id"] and x["planned_start_s"] is not None
+                  and x["planned_start_s"] < progress["at_s"] - 300 and x["last_outcome"] is None]
+        if behind:  # the plan's day starts at 08:00: by the server's clock some doors may be due already
+            expect(page.locator(f'.stop-marker.overdue[title="{behind[0]["id"]}"]')).to_have_count(1)
 
         # drop a vehicle and re-plan: what changed is shown
         dropped = min((r for r in routes if r["vehicle_id"] != vehicle), key=lambda r: len(visit_ids(r)))

@@ -105,6 +105,14 @@ function outcomes() {
   return last;
 }
 
+// Steps with no outcome yet whose planned start has passed (the progress's clock): running late.
+function overdue() {
+  const p = state.progress;
+  if (!p) return new Set();
+  return new Set(p.not_sampled.filter((x) => x.vehicle_id && x.planned_start_s != null && x.planned_start_s < p.at_s
+    && !FINAL.has(x.last_outcome)).map((x) => x.id));
+}
+
 function violationsByStep(doc) {
   const out = {};
   for (const v of (doc && doc.violations) || []) {
@@ -573,6 +581,7 @@ function stopListSection(doc) {
   if (!route) return h("section", { "data-testid": "stop-list" });
   const done = outcomes();
   const late = violationsByStep(doc);
+  const behind = overdue();
   const tasks = route.steps.filter((x) => TASKS.has(x.kind));
   return h("section", { "data-testid": "stop-list", "data-vehicle": route.vehicle_id },
     h("h2", {}, h("span", { class: `swatch c${colourOf(route.vehicle_id)}` }), t("console.stop_list", { vehicle: route.vehicle_id })),
@@ -580,7 +589,8 @@ function stopListSection(doc) {
       onclick: () => select(step.id) },
       h("span", { class: "time" }, step.start), " ", h("b", {}, step.id), step.address ? ` · ${step.address}` : "",
       done[step.id] ? h("span", { class: `badge o-${done[step.id]}` }, t(`outcome.${done[step.id]}`)) : null,
-      late[step.id] ? h("span", { class: "badge late" }, t("console.late")) : null))));
+      late[step.id] ? h("span", { class: "badge late" }, t("console.late")) : null,
+      !done[step.id] && behind.has(step.id) ? h("span", { class: "badge overdue" }, t("console.overdue")) : null))));
 }
 
 function reasonText(u) {
@@ -619,6 +629,7 @@ function detailSection(doc) {
     if (step.time_windows && step.time_windows.length) rows.push([t("console.window"), step.time_windows.map((w) => `${w.start}–${w.end}`).join(", ")]);
     if (step.wait_s) rows.push([t("console.wait"), `${Math.round(step.wait_s / 60)} min`]);
     if (step.notes) rows.push([t("console.notes"), step.notes]);
+    if (step.oldest_sample_age_s != null) rows.push([t("console.sample_age"), `${Math.round(step.oldest_sample_age_s / 60)} min`]);
   }
   if (unserved) rows.push([t("console.unserved"), reasonText(unserved)]);
   if (outcome) rows.push([t("console.outcome"), t(`outcome.${outcome}`)]);
@@ -780,6 +791,7 @@ function renderMap() {
   state.map.invalidateSize(); // the timeline below may have grown
   const done = outcomes();
   const late = violationsByStep(state.edit && state.edit.plan ? state.edit.plan : doc);
+  const behind = overdue();
   for (const layer of Object.values(state.layers)) if (layer !== state.layers.streets) layer.clearLayers();
   drawStreets(doc).catch((error) => say(describe(error), "problem"));
   const sites = new Map();
@@ -795,6 +807,7 @@ function renderMap() {
     tasks.forEach((step, i) => {
       const outcome = done[step.id];
       const classes = ["stop-marker", `c${colour}`, outcome ? `o-${outcome}` : "", late[step.id] ? "late" : "",
+        !outcome && behind.has(step.id) ? "overdue" : "",
         step.kind === "stop" ? "bus" : ""].filter(Boolean).join(" ");
       const marker = L.marker([step.location[1], step.location[0]], { icon: stepIcon(classes, i + 1), title: step.id,
         riseOnHover: true });
@@ -809,7 +822,7 @@ function renderMap() {
   }
   for (const [kind, step] of sites.values()) {
     L.marker([step.location[1], step.location[0]], { icon: stepIcon(`site-marker ${kind}`, kind === "depot" ? "D" : "L", 22),
-      title: `${t(`console.${kind}`)} ${step.id}`, zIndexOffset: -100 })
+      title: `${t(`console.${kind}`)} ${step.id}`, zIndexOffset: kind === "lab" ? 0 : -100 })
       .bindTooltip(`${t(`console.${kind}`)} ${step.id}`).addTo(state.layers.sites);
   }
   for (const area of doc.coverage || []) {
@@ -923,6 +936,7 @@ function renderTimeline() {
           stroke: bad ? "#a40f0f" : step.id === state.selected ? "#000" : "#fff", "stroke-width": bad || step.id === state.selected ? 2.5 : 0.5,
           onclick: () => select(step.id) },
         s("title", {}, [`${step.id} ${step.start}–${step.departure}`, outcome ? t(`outcome.${outcome}`) : "",
+          step.oldest_sample_age_s != null ? `${t("console.sample_age")}: ${Math.round(step.oldest_sample_age_s / 60)} min` : "",
           ...(bad || []).map((v) => v.message)].filter(Boolean).join("\n")));
         group.append(rect);
         if (outcome) {
