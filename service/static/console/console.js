@@ -387,6 +387,7 @@ async function replan(event) {
     const compared = await call(state.api.get(`/v1/plans/${before.id}/compare/${after.id}`));
     state.diff = { ...compared.data, replan: created.data };
     renderSide();
+    document.querySelector("[data-testid=diff]").scrollIntoView();
   }
 }
 
@@ -643,15 +644,16 @@ function detailSection(doc) {
 function diffSection() {
   const d = state.diff;
   const items = [
-    ...d.moved.map((m) => h("li", { class: "moved" }, t("console.diff_moved", { id: m.id, from: m.from_vehicle || m.from || "", to: m.to_vehicle || m.to || "" }))),
-    ...d.added.map((m) => h("li", { class: "added" }, t("console.diff_added", { id: m.id, vehicle: m.vehicle_id || m.vehicle || "" }))),
+    ...d.moved.map((m) => h("li", { class: "moved" }, t("console.diff_moved", { id: m.id, from: m.from_vehicle, to: m.to_vehicle }))),
+    ...d.added.map((m) => h("li", { class: "added" }, t("console.diff_added", { id: m.id, vehicle: m.vehicle_id }))),
     ...d.removed.map((m) => h("li", { class: "removed" }, t("console.diff_removed", { id: m.id, outcome: m.outcome ? t(`outcome.${m.outcome}`) : "–" }))),
-    ...d.eta_changes.map((m) => h("li", {}, t("console.diff_eta", { id: m.id, from: m.from || m.from_start || "", to: m.to || m.to_start || "" }))),
   ];
   return h("section", { "data-testid": "diff" },
     h("h2", {}, t("console.diff_title", { from: d.from_version, to: d.to_version })),
     h("p", {}, t("console.diff_summary", { moved: d.moved.length, added: d.added.length, removed: d.removed.length, eta: d.eta_changes.length })),
     h("ul", { class: "plain diff" }, items.length ? items : h("li", {}, t("console.diff_none"))),
+    d.eta_changes.length ? h("details", { class: "eta" }, h("summary", {}, t("console.diff_eta_title", { n: d.eta_changes.length })),
+      h("ul", { class: "plain" }, d.eta_changes.map((m) => h("li", {}, t("console.diff_eta", { id: m.id, from: m.from, to: m.to }))))) : null,
     h("p", { class: "small" }, t("console.diff_published")));
 }
 
