@@ -185,6 +185,11 @@ def test_a_dispatcher_plans_watches_replans_and_checks_a_hand_edit(server: Serve
         replan = page.get_by_test_id("replan")
         replan.locator("input[name=now]").fill("10:00")
         replan.locator(f'input[name=dropped][value="{dropped["vehicle_id"]}"]').check()
+        replan.locator("input[name=retry]").check()  # the door not at home is tried again
+        replan.locator("input[name=urgent_id]").fill("urgent-1")  # and an urgent household added by form
+        replan.locator("input[name=urgent_lon]").fill("24.9450")
+        replan.locator("input[name=urgent_lat]").fill("60.1700")
+        replan.locator("input[name=urgent_address]").fill("Aleksanterinkatu 1")
         replan.locator("[data-action=replan]").click()
         diff = page.get_by_test_id("diff")
         expect(diff).to_contain_text("version 1 → 2", timeout=90_000)
@@ -194,6 +199,15 @@ def test_a_dispatcher_plans_watches_replans_and_checks_a_hand_edit(server: Serve
         gone = {m["id"] for m in compared["moved"] if m["from_vehicle"] == dropped["vehicle_id"]}
         gone |= {m["id"] for m in compared["removed"]}
         assert set(visit_ids(dropped)) <= gone  # each of its visits went to another team, or off the routes
+        assert [a["id"] for a in compared["added"]] == ["urgent-1"]
+        expect(diff.locator("li.added")).to_contain_text("urgent-1: new, on")
+        [replanned] = [e["payload"] for e in server.events(plan["id"]) if e["outcome"] == "replanned"]
+        not_home = visit_ids(busiest)[2]  # not at home at 09:00: tried again, or said why not
+        if not_home in replanned["retried"]:
+            expect(diff.get_by_test_id("retried")).to_contain_text(not_home)
+        else:
+            assert not_home in replanned["not_retried"], replanned
+            expect(diff.get_by_test_id("not-retried")).to_contain_text(not_home)
         for moved in compared["moved"]:
             expect(diff.locator("li.moved", has_text=moved["id"])).to_contain_text(moved["to_vehicle"])
         expect(page.locator(f'[data-testid=vehicles] tr[data-vehicle="{dropped["vehicle_id"]}"]')).to_have_count(0)

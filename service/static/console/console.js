@@ -652,6 +652,9 @@ function diffSection() {
     h("h2", {}, t("console.diff_title", { from: d.from_version, to: d.to_version })),
     h("p", {}, t("console.diff_summary", { moved: d.moved.length, added: d.added.length, removed: d.removed.length, eta: d.eta_changes.length })),
     h("ul", { class: "plain diff" }, items.length ? items : h("li", {}, t("console.diff_none"))),
+    d.replan.retried.length ? h("p", { "data-testid": "retried" }, t("console.retried", { ids: d.replan.retried.join(", ") })) : null,
+    d.replan.not_retried.length ? h("p", { class: "violation", "data-testid": "not-retried" },
+      t("console.not_retried", { ids: d.replan.not_retried.join(", ") })) : null,
     d.eta_changes.length ? h("details", { class: "eta" }, h("summary", {}, t("console.diff_eta_title", { n: d.eta_changes.length })),
       h("ul", { class: "plain" }, d.eta_changes.map((m) => h("li", {}, t("console.diff_eta", { id: m.id, from: m.from, to: m.to }))))) : null,
     h("p", { class: "small" }, t("console.diff_published")));
