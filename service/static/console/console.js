@@ -703,9 +703,11 @@ function editSection(doc) {
     h("h2", {}, t("console.edit_title")),
     h("form", { onsubmit: checkEdit },
       h("div", { class: "row" },
-        h("label", {}, t("console.edit_visit"), h("select", { name: "visit" }, ids.map((id) => h("option", { value: id, selected: id === state.selected }, id)))),
-        h("label", {}, t("console.edit_to"), h("select", { name: "vehicle" }, doc.routes.map((r) => h("option", { value: r.vehicle_id }, r.vehicle_id)))),
-        h("label", {}, t("console.edit_position"), h("input", { name: "position", type: "number", min: "1", value: "1" }))),
+        h("label", {}, t("console.edit_visit"), h("select", { name: "visit" }, ids.map((id) => h("option", { value: id, selected: id === (e && e.visit ? e.visit : state.selected) }, id)))),
+        h("label", {}, t("console.edit_to"), h("select", { name: "vehicle" }, doc.routes.map((r) => h("option",
+          { value: r.vehicle_id, selected: e && e.vehicle === r.vehicle_id }, r.vehicle_id)))),
+        h("label", {}, t("console.edit_position"), h("input", { name: "position", type: "number", min: "1",
+          value: String((e && e.position) || 1) }))),
       h("div", { class: "buttons" }, h("button", { type: "submit", "data-action": "evaluate" }, t("console.edit_check")))),
     result);
 }
