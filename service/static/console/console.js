@@ -7,6 +7,7 @@
 // .../crew-links. The page can do nothing the API cannot.
 import * as L from "/static/vendor/leaflet/leaflet-src.esm.js";
 import { Api, ApiError, describe } from "/static/shared/api.js";
+import { h } from "/static/shared/dom.js";
 import { I18n, LANGUAGES } from "/static/shared/i18n.js";
 
 const STORED_KEY = "doorstep.console.key";
@@ -45,20 +46,6 @@ const state = {
 
 // -- small helpers -------------------------------------------------------------------------------
 
-function h(tag, attributes = {}, ...children) {
-  const element = document.createElement(tag);
-  for (const [name, value] of Object.entries(attributes)) {
-    if (value === null || value === undefined || value === false) continue;
-    if (name.startsWith("on")) element.addEventListener(name.slice(2), value);
-    else if (name === "class") element.className = value;
-    else element.setAttribute(name, value === true ? "" : value);
-  }
-  for (const child of children.flat(Infinity)) {
-    if (child === null || child === undefined || child === false) continue;
-    element.append(child instanceof Node ? child : document.createTextNode(String(child)));
-  }
-  return element;
-}
 
 const SVG_NS = "http://www.w3.org/2000/svg";
 function s(tag, attributes = {}, ...children) {
