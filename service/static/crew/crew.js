@@ -325,6 +325,13 @@ function record(shown, outcome, { people = 0, tubes = 0, note = "" }) {
 }
 
 async function send() {
+  // The browser knows it has no network: keep the records (sent on the "online" event or the next
+  // round) rather than start calls that cannot land (navigator.onLine false is always right).
+  if (navigator.onLine === false) {
+    setOnline(false);
+    render();
+    return;
+  }
   const result = await state.outbox.flush((item) => (item.token === state.key ? state.api : new Api(item.token)));
   if (result.stopped === "offline") setOnline(false);
   else if (result.stopped === "unauthorized") state.problem = t("crew.link_invalid");
