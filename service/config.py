@@ -79,6 +79,13 @@ class Settings(BaseSettings):
         "crew links; default: the address the dispatcher's own call came to.",
     )
     log_level: str = "INFO"
+    console_tiles_url: str | None = Field(
+        default=None,
+        description="An online tile layer under the console's map, e.g. https://tile.openstreetmap.org/{z}/{x}/{y}.png "
+        "(its origin is allowed in the page's Content-Security-Policy); default: none, the map draws the "
+        "network's own streets and works without internet.",
+    )
+    console_tiles_attribution: str = "© OpenStreetMap contributors"
 
     auth: Literal["auto", "required", "open"] = Field(
         default="auto",

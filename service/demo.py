@@ -16,8 +16,6 @@ the configured networks instead (:func:`service.jobs.network_matrices`).
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from routing.model import Depot, Priority, Problem, TravelMatrix, Vehicle, Visit
 from routing.plan import Plan
 from service import exports
+from service.csv_request import request_csvs
 from service.schemas import PlanRequest, addresses_of, clock, plan_document, to_problem
 
 if TYPE_CHECKING:
@@ -254,57 +253,6 @@ def run_demo(
 
 
 # -- sample data (data/) ------------------------------------------------------------------------------
-
-VISIT_COLUMNS = ("id", "lon", "lat", "people", "setup_s", "per_person_s", "window_start", "window_end",
-                 "priority", "skills", "notes")
-VEHICLE_COLUMNS = ("id", "kind", "profile", "start_depot", "end_depot", "shift_start", "shift_end",
-                   "break_start", "break_end", "break_duration_s", "capacity_kits", "capacity_tubes", "skills")
-DEPOT_COLUMNS = ("id", "lon", "lat")
-
-
-def _csv(columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> str:
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(columns), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return out.getvalue()
-
-
-def request_csvs(request: Mapping[str, Any]) -> dict[str, str]:
-    """A request as the CSV files a dispatcher uploads: ``visits.csv``, ``vehicles.csv``, ``depots.csv``.
-
-    One time window and one break at most per row; ``skills`` are ``;``-separated.
-    """
-    visits = []
-    for v in request["visits"]:
-        if len(v["time_windows"]) > 1:
-            raise ValueError(f'visit "{v["id"]}" has {len(v["time_windows"])} time windows; a CSV row holds one')
-        window = v["time_windows"][0] if v["time_windows"] else {"start": "", "end": ""}
-        visits.append({
-            "id": v["id"], "lon": v["location"][0], "lat": v["location"][1], "people": v["people"],
-            "setup_s": v["setup_s"], "per_person_s": v["per_person_s"], "window_start": window["start"],
-            "window_end": window["end"], "priority": v["priority"], "skills": ";".join(v["skills"]),
-            "notes": v.get("notes") or "",
-        })
-    vehicles = []
-    for v in request["vehicles"]:
-        if len(v["breaks"]) > 1:
-            raise ValueError(f'vehicle "{v["id"]}" has {len(v["breaks"])} breaks; a CSV row holds one')
-        brk = v["breaks"][0] if v["breaks"] else {"start": "", "end": "", "duration_s": ""}
-        vehicles.append({
-            "id": v["id"], "kind": v["kind"], "profile": v["profile"], "start_depot": v["start_depot"],
-            "end_depot": v["end_depot"] or "", "shift_start": v["shift"]["start"], "shift_end": v["shift"]["end"],
-            "break_start": brk["start"], "break_end": brk["end"], "break_duration_s": brk["duration_s"],
-            "capacity_kits": v["capacity"].get("kits", ""), "capacity_tubes": v["capacity"].get("tubes", ""),
-            "skills": ";".join(v["skills"]),
-        })
-    depots = [{"id": d["id"], "lon": d["location"][0], "lat": d["location"][1]} for d in request["depots"]]
-    return {
-        "visits.csv": _csv(VISIT_COLUMNS, visits),
-        "vehicles.csv": _csv(VEHICLE_COLUMNS, vehicles),
-        "depots.csv": _csv(DEPOT_COLUMNS, depots),
-    }
-
 
 def sample_files(networks: Mapping[str, RoadNetwork]) -> dict[str, str]:
     """The contents of ``data/`` (path relative to it -> text), rebuilt from the generator.

@@ -122,3 +122,39 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
     return value
+
+
+def streets_geojson(network: RoadNetwork, bbox: tuple[float, float, float, float] | None = None, *,
+                    tolerance_deg: float = 0.00002, max_segments: int = 60_000) -> dict[str, Any]:
+    """The network's streets as a GeoJSON FeatureCollection of one MultiLineString (lon/lat, 6
+    decimals): each street once whatever its directions, simplified by ``tolerance_deg``, only
+    those touching ``bbox`` (``west, south, east, north``) when given, at most ``max_segments``."""
+    import shapely
+
+    graph = network.graph
+    seen: set[tuple[Any, Any]] = set()
+    lines: list[list[list[float]]] = []
+    west, south, east, north = bbox or (-180.0, -90.0, 180.0, 90.0)
+    for u, v, data in graph.edges(data=True):
+        key = (u, v) if str(u) <= str(v) else (v, u)
+        if key in seen:
+            continue
+        seen.add(key)
+        a, b = graph.nodes[u], graph.nodes[v]
+        if bbox is not None and not (
+            min(a["x"], b["x"]) <= east and max(a["x"], b["x"]) >= west
+            and min(a["y"], b["y"]) <= north and max(a["y"], b["y"]) >= south
+        ):
+            continue
+        geometry = data.get("geometry")
+        if geometry is None:
+            coords = [(a["x"], a["y"]), (b["x"], b["y"])]
+        else:
+            coords = list(shapely.simplify(geometry, tolerance_deg).coords)
+        lines.append([[round(x, 6), round(y, 6)] for x, y in coords])
+        if len(lines) >= max_segments:
+            break
+    return {"type": "FeatureCollection", "features": [{
+        "type": "Feature", "properties": {"network": network.name, "profile": network.profile,
+                                          "segments": len(lines)},
+        "geometry": {"type": "MultiLineString", "coordinates": lines}}]}

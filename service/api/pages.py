@@ -1,8 +1,9 @@
-"""The pages Doorstep serves itself: the crew's phone page (``/crew/``), and the static files and
-service worker it shares with the pages to come (one folder, ``service/static``).
+"""The pages Doorstep serves itself: the crew's phone page (``/crew/``), the dispatcher's console
+(``/console/``), and the static files and service worker they share (one folder, ``service/static``).
 
-No CDN and no build step: the pages are plain ES modules and CSS shipped in the package, so a
-command post's LAN without internet serves them as they are.
+No CDN and no build step: the pages are plain ES modules and CSS shipped in the package, and
+Leaflet comes from the ``XStatic-Leaflet`` wheel (``/static/vendor/leaflet/``), so a command
+post's LAN without internet serves them as they are.
 """
 
 from __future__ import annotations
@@ -11,10 +12,14 @@ import hashlib
 import json
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter
 from fastapi.responses import FileResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+
+from service.api.deps import SettingsDep
+from service.config import Settings
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 SHARED = "shared"
@@ -34,6 +39,13 @@ router = APIRouter(include_in_schema=False)
 
 def static_files() -> StaticFiles:
     return StaticFiles(directory=STATIC)
+
+
+def leaflet_files() -> StaticFiles:
+    """Leaflet's ``leaflet-src.esm.js``, ``leaflet.css`` and marker images, from its XStatic wheel."""
+    import xstatic.pkg.leaflet as leaflet
+
+    return StaticFiles(directory=leaflet.BASE_DIR)
 
 
 def _files(app: str) -> list[Path]:
@@ -71,3 +83,34 @@ def crew_page() -> FileResponse:
 @router.get("/crew/sw.js")
 def crew_service_worker() -> Response:
     return Response(service_worker("crew"), media_type="text/javascript; charset=utf-8", headers=PAGE_HEADERS)
+
+
+# -- the dispatcher's console ----------------------------------------------------------------------------
+
+
+def console_headers(settings: Settings) -> dict[str, str]:
+    """The pages' headers; an online tile layer's origin may serve images when one is configured."""
+    tiles = ""
+    if settings.console_tiles_url:
+        parts = urlsplit(settings.console_tiles_url)
+        tiles = f" {parts.scheme}://{parts.netloc.replace('{s}.', '*.')}"
+    csp = PAGE_HEADERS["Content-Security-Policy"].replace("img-src 'self' data:", f"img-src 'self' data: blob:{tiles}")
+    return {**PAGE_HEADERS, "Content-Security-Policy": csp}
+
+
+@router.get("/console")
+def console_redirect() -> RedirectResponse:
+    return RedirectResponse("/console/", status_code=308)
+
+
+@router.get("/console/")
+def console_page(settings: SettingsDep) -> FileResponse:
+    return FileResponse(STATIC / "console" / "index.html", media_type="text/html; charset=utf-8",
+                        headers=console_headers(settings))
+
+
+@router.get("/console/config.json")
+def console_config(settings: SettingsDep) -> dict[str, str | None]:
+    """What the console needs before its key is known: the tile layer, if any (nothing secret)."""
+    return {"tiles_url": settings.console_tiles_url,
+            "tiles_attribution": settings.console_tiles_attribution if settings.console_tiles_url else None}

@@ -207,6 +207,8 @@ def test_openapi_has_stable_operation_ids_and_examples(sqlite_url: str, make_set
         "carry_over", "evaluate_routes",
         # crew links and the crew's day (issue 14)
         "create_crew_link", "list_crew_links", "revoke_crew_link", "get_crew_day",
+        # the dispatcher's console (issue 15): CSV upload, streets for the map
+        "request_from_csv", "get_network_streets",
     }
     assert "[lon, lat]" in schema["info"]["description"]
     assert operations["create_plan"]["requestBody"]["content"]["application/json"]["examples"]

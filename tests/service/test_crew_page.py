@@ -11,11 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -26,104 +21,17 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-CHROMIUM = Path("/usr/bin/chromium")
-# Without the background-networking flags Chromium's own connections (updates, sync) are refused
-# by a closed network and it stalls; QUIC likewise.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+from tests.service.browser import CHROMIUM, CHROMIUM_ARGS, Server, require_chromium
+
 PHONE = {"width": 360, "height": 740}
 TIMEZONE = "Asia/Shanghai"
 SCREENSHOTS = Path(os.environ.get("DOORSTEP_SCREENSHOTS", Path(__file__).resolve().parents[2] / "out" / "crew-page"))
-ROOT = Path(__file__).resolve().parents[2]
 
-if not CHROMIUM.exists():
-    if os.environ.get("CI") == "true":
-        raise RuntimeError(f"{CHROMIUM} is missing in CI: .ci/run installs it (apt-get install chromium)")
-    pytest.skip(f"no {CHROMIUM} (apt-get install chromium): the crew page's browser tests are skipped",
-                allow_module_level=True)
+require_chromium("crew page")
 
 from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, expect, sync_playwright  # noqa: E402
 
 pytestmark = pytest.mark.slow
-
-
-# -- a real server --------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Server:
-    """`doorstep serve` on a free port with its own data directory; its output (with uvicorn's
-    access log) goes to ``log``."""
-
-    def __init__(self, data_dir: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = data_dir / "serve.log"
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("DOORSTEP_")}
-        self.env.update(DOORSTEP_DATA_DIR=str(data_dir), DOORSTEP_NETWORKS="{}", DOORSTEP_WORKERS="1",
-                        DOORSTEP_AUTH="required", DOORSTEP_DEFAULT_TIME_LIMIT_S="1", DOORSTEP_POLL_S="0.1",
-                        DOORSTEP_LOG_LEVEL="INFO", PYTHONUNBUFFERED="1")
-        doorstep = shutil.which("doorstep", path=str(Path(sys.executable).parent)) or "doorstep"
-        self.doorstep = doorstep
-        self.dispatcher = self.cli("keys", "create", "--role", "dispatcher", "--org", "kallio").strip().splitlines()[-1]
-        self._out = self.log.open("wb")
-        self.process = subprocess.Popen([doorstep, "serve", "--host", "127.0.0.1", "--port", str(self.port)],
-                                        env=self.env, stdout=self._out, stderr=subprocess.STDOUT, cwd=ROOT,
-                                        start_new_session=True)
-        self.http = httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {self.dispatcher}"},
-                                 timeout=30)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if self.http.get("/healthz").status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            assert self.process.poll() is None, self.log.read_text()
-            time.sleep(0.2)
-        raise AssertionError(f"doorstep serve did not start:\n{self.log.read_text()}")
-
-    def cli(self, *args: str) -> str:
-        done = subprocess.run([self.doorstep, *args], env=self.env, capture_output=True, text=True, check=False,
-                              cwd=ROOT, timeout=60)
-        assert done.returncode == 0, done.stderr
-        return done.stdout
-
-    def stop(self) -> None:
-        self.http.close()
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
-        self._out.close()
-
-    def solved(self, request: dict[str, Any]) -> dict[str, Any]:
-        response = self.http.post("/v1/plans?wait=true", json=request)
-        assert response.status_code == 200, response.text
-        body: dict[str, Any] = response.json()
-        assert body["status"] == "done", body
-        return body
-
-    def wait_done(self, plan_id: str, timeout_s: float = 60) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            body: dict[str, Any] = self.http.get(f"/v1/plans/{plan_id}").json()
-            if body["status"] in ("done", "failed", "cancelled"):
-                assert body["status"] == "done", body
-                return body
-            time.sleep(0.2)
-        raise AssertionError(f"plan {plan_id} was not solved in {timeout_s} s")
-
-    def events(self, plan_id: str) -> list[dict[str, Any]]:
-        events: list[dict[str, Any]] = self.http.get(f"/v1/plans/{plan_id}/events").json()["data"]
-        return events
 
 
 @pytest.fixture(scope="module")

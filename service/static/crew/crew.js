@@ -4,6 +4,7 @@
 // any client with a crew key may. The key comes in the link's fragment (#key=...), which no server
 // sees; it is kept on the phone and the fragment is taken out of the address bar.
 import { Api, ApiError, Offline, describe } from "/static/shared/api.js";
+import { h } from "/static/shared/dom.js";
 import { I18n, LANGUAGES } from "/static/shared/i18n.js";
 import { Outbox } from "/static/shared/outbox.js";
 
@@ -60,20 +61,6 @@ function clock(seconds) {
 
 // -- building the page --------------------------------------------------------------------------
 
-function h(tag, attributes = {}, ...children) {
-  const element = document.createElement(tag);
-  for (const [name, value] of Object.entries(attributes)) {
-    if (value === null || value === undefined || value === false) continue;
-    if (name.startsWith("on")) element.addEventListener(name.slice(2), value);
-    else if (name === "class") element.className = value;
-    else element.setAttribute(name, value === true ? "" : value);
-  }
-  for (const child of children.flat()) {
-    if (child === null || child === undefined || child === false) continue;
-    element.append(child instanceof Node ? child : document.createTextNode(String(child)));
-  }
-  return element;
-}
 
 const t = (key, values) => state.i18n.t(key, values);
 
@@ -338,6 +325,13 @@ function record(shown, outcome, { people = 0, tubes = 0, note = "" }) {
 }
 
 async function send() {
+  // The browser knows it has no network: keep the records (sent on the "online" event or the next
+  // round) rather than start calls that cannot land (navigator.onLine false is always right).
+  if (navigator.onLine === false) {
+    setOnline(false);
+    render();
+    return;
+  }
   const result = await state.outbox.flush((item) => (item.token === state.key ? state.api : new Api(item.token)));
   if (result.stopped === "offline") setOnline(false);
   else if (result.stopped === "unauthorized") state.problem = t("crew.link_invalid");
