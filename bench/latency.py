@@ -19,10 +19,8 @@ import argparse
 import csv
 import json
 import os
-import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -30,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+from bench.load import start_server
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "helsinki-home-visits.json"
@@ -43,32 +43,6 @@ def request_with(visits: int) -> dict[str, Any]:
     if not 1 <= visits <= len(sample["visits"]):
         raise SystemExit(f"--sizes: between 1 and {len(sample['visits'])} visits")
     return {**sample, "visits": sample["visits"][:visits]}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_server(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "DOORSTEP_DATA_DIR": str(data_dir), "DOORSTEP_AUTH": "open"}
-    with open(os.environ.get("LATENCY_LOG", os.devnull), "w") as log:  # the child keeps its own copy
-        server = subprocess.Popen(
-            [str(Path(sys.executable).with_name("doorstep")), "serve", "--port", str(port)],
-            env=env, stdout=subprocess.DEVNULL, stderr=log,
-        )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                return server
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    server.kill()
-    raise SystemExit("the server did not become ready in 120 s")
 
 
 def median_s(call: Any, repeats: int) -> tuple[float, list[float]]:
@@ -88,9 +62,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     rows = []
     with tempfile.TemporaryDirectory() as data_dir:
-        port = free_port()
-        server = start_server(Path(data_dir), port)
-        base = f"http://127.0.0.1:{port}"
+        log = Path(os.environ.get("LATENCY_LOG") or Path(data_dir) / "serve.log")
+        server, base = start_server(Path(data_dir), f"sqlite:///{Path(data_dir) / 'doorstep.db'}", 2, log,
+                                    DOORSTEP_AUTH="open", DOORSTEP_NETWORKS=json.dumps({"helsinki": "default"}),
+                                    DOORSTEP_LOG_LEVEL="INFO")
         try:
             with httpx.Client(base_url=base, timeout=60) as client:
                 health, _ = median_s(lambda: client.get("/healthz").raise_for_status(), max(5, args.repeats))

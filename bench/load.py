@@ -146,11 +146,15 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(data_dir: Path, database_url: str, workers: int, log: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(
+    data_dir: Path, database_url: str, workers: int, log: Path, **settings: str
+) -> tuple[subprocess.Popen[bytes], str]:
+    """``doorstep serve`` on a free port, once every worker is alive; ``settings`` override the
+    ``DOORSTEP_*`` variables (``DOORSTEP_AUTH="open"``)."""
     port = _free_port()
     env = {**os.environ, "DOORSTEP_DATA_DIR": str(data_dir), "DOORSTEP_DATABASE_URL": database_url,
            "DOORSTEP_NETWORKS": "{}", "DOORSTEP_WORKERS": str(workers), "DOORSTEP_AUTH": "required",
-           "DOORSTEP_LOG_LEVEL": "WARNING", "DOORSTEP_MAX_TIME_LIMIT_S": "300"}
+           "DOORSTEP_LOG_LEVEL": "WARNING", "DOORSTEP_MAX_TIME_LIMIT_S": "300", **settings}
     doorstep = Path(sys.executable).with_name("doorstep")
     command = [str(doorstep)] if doorstep.exists() else [sys.executable, "-m", "service.cli"]
     process = subprocess.Popen([*command, "serve", "--port", str(port)], env=env, cwd=ROOT,

@@ -20,11 +20,11 @@ from typing import Any
 
 import pytest
 
-from tests.service.browser import CHROMIUM, CHROMIUM_ARGS, ROOT, Server, require_chromium
+from tests.service.browser import ROOT, Server, chromium, require_chromium
 
 require_chromium("console")
 
-from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright  # noqa: E402
+from playwright.sync_api import Browser, ConsoleMessage, Page, expect  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -48,12 +48,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
+    with chromium() as launched:
+        yield launched
 
 
 class Desk:

@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from tests.service.browser import CHROMIUM, CHROMIUM_ARGS, Server, require_chromium
+from tests.service.browser import Server, chromium, require_chromium
 
 PHONE = {"width": 360, "height": 740}
 TIMEZONE = "Asia/Shanghai"
@@ -29,7 +29,7 @@ SCREENSHOTS = Path(os.environ.get("DOORSTEP_SCREENSHOTS", Path(__file__).resolve
 
 require_chromium("crew page")
 
-from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, expect, sync_playwright  # noqa: E402
+from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, expect  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -45,12 +45,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
+    with chromium() as launched:
+        yield launched
 
 
 class Phone:
