@@ -113,8 +113,8 @@ def record_event(
     if event.vehicle_id not in chain.vehicle_ids():
         raise ProblemError(f'"{event.vehicle_id}" is not a vehicle of plan {plan_id}', path=("vehicle_id",))
     if principal.role is Role.CREW:
-        own = {s.get("id") for v in chain.versions for r in (v.document or {}).get("routes") or []
-               if r.get("vehicle_id") == event.vehicle_id for s in r.get("steps") or []}
+        routes = (chain.document(v) for v in chain.versions)
+        own = {s.id for doc in routes if doc is not None and (r := doc.route(event.vehicle_id)) for s in r.steps}
         if event.step_id not in own:
             raise HTTPException(status.HTTP_403_FORBIDDEN,
                                 f'"{event.step_id}" is not on the route of vehicle "{event.vehicle_id}"')
