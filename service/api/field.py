@@ -31,6 +31,7 @@ from service.api.deps import (
     plan_of,
 )
 from service.auth import Principal, Role
+from service.callbacks import check_callback_url, subscribe
 from service.config import Settings
 from service.field import (
     Chain,
@@ -250,6 +251,7 @@ def _queue_replan(plan_id: str, body: ReplanIn, settings: Settings, store: Store
         document["network"] = networks.resolve(base.network)
     request = PlanRequest.model_validate(document)
     limit = check_request(request, settings, networks)
+    check_callback_url(body.callback_url, settings)
     new = store.create(stored_request(request), name=request.name, time_limit_s=limit,
                        visits=len(request.visits), vehicles=len(request.vehicles), parent=row)
     Ledger(store).record(
@@ -261,6 +263,7 @@ def _queue_replan(plan_id: str, body: ReplanIn, settings: Settings, store: Store
                  "positions": sorted(body.positions), "retried": retried, "not_retried": list(rest.not_retried),
                  "reassignment_cost": body.reassignment_cost},
     )
+    subscribe(store, new.id, row.organisation, body.callback_url)
     runner.submit(new.id)
     out = ReplanOut(id=new.id, status=new.status.value, url=plan_url(new.id), version=new.version, parent_id=row.id,
                     kept=rest.kept, retried=retried, not_retried=list(rest.not_retried))
