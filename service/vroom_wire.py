@@ -272,7 +272,7 @@ def _amounts(values: list[int] | None, dims: int, where: str) -> list[int]:
     if values is None:
         return [0] * dims
     if len(values) != dims:
-        raise VroomError(INPUT, f"{where} has {len(values)} amounts but capacities have {dims}")
+        raise VroomError(INPUT, f"{where} has {len(values)} amounts but vehicles' capacities have {dims}")
     return list(values)
 
 
@@ -283,8 +283,10 @@ def to_request(vroom: VroomIn, *, default_network: str | None) -> tuple[dict[str
     with_matrices = bool(vroom.matrices)
     offset = _offset(vroom)
     profiles = _profiles(vroom, with_matrices)
-    dims = max([len(v.capacity or []) for v in vroom.vehicles]
-               + [len(j.delivery or j.pickup or j.amount or []) for j in vroom.jobs] + [0])
+    # Amount dimensions: the vehicles' capacities say how many; without any, the jobs do.
+    capacities = [len(v.capacity) for v in vroom.vehicles if v.capacity is not None]
+    dims = max(capacities) if capacities else max(
+        [len(a) for j in vroom.jobs for a in (j.delivery, j.pickup, j.amount) if a is not None] + [0])
     max_tasks = any(v.max_tasks is not None for v in vroom.vehicles)
     costs = {(v.costs.per_hour, v.costs.per_km) for v in vroom.vehicles}
     if len(costs) > 1:
