@@ -36,6 +36,8 @@ COVERED = re.compile(r"^/v1/plans(/[^/]+/replan)?/?$")
 """Plan submissions and re-plans (POST)."""
 KEPT_HEADERS = (b"content-type", b"location")
 MAX_KEY_LENGTH = 200
+ABANDONED_S = 600.0
+"""Longer than any request runs (a waiting one is capped by DOORSTEP_MAX_WAIT_S)."""
 
 
 class IdempotencyRecord(Base):
@@ -62,11 +64,17 @@ class Keys:
         self.ttl_s = ttl_s
 
     def reserve(self, scope: str, key: str, target: str, fingerprint: str) -> IdempotencyRecord | None:
-        """Reserve ``key`` for this request (None), or the record that holds it already."""
+        """Reserve ``key`` for this request (None), or the record that holds it already.
+
+        A reservation with no answer after ``ABANDONED_S`` belonged to a request that died with its
+        process: it is dropped, or its key would answer "in progress" for a day."""
         now = utcnow()
+        abandoned = now - timedelta(seconds=ABANDONED_S)
         with self.store.transaction() as session:
             session.execute(delete(IdempotencyRecord).where(
-                IdempotencyRecord.scope == scope, IdempotencyRecord.key == key, IdempotencyRecord.expires_at <= now))
+                IdempotencyRecord.scope == scope, IdempotencyRecord.key == key,
+                (IdempotencyRecord.expires_at <= now)
+                | (IdempotencyRecord.status_code.is_(None) & (IdempotencyRecord.created_at < abandoned))))
         try:
             with self.store.transaction() as session:
                 session.add(IdempotencyRecord(
@@ -106,7 +114,7 @@ def _credential_scope(headers: dict[bytes, bytes]) -> str:
     return hashlib.sha256(b"key:" + token).hexdigest() if token else "open"
 
 
-def _fingerprint(body: bytes) -> str:
+def fingerprint_of(body: bytes) -> str:
     """The body's meaning, not its bytes: the same JSON re-serialised (spaces, key order) is the same."""
     try:
         canonical = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":")).encode()
@@ -158,7 +166,7 @@ class IdempotencyMiddleware:
         keys = Keys(state.store, state.settings.idempotency_ttl_s)
         credential = _credential_scope(headers)
         target = f"POST {scope['path'].rstrip('/')}"
-        fingerprint = _fingerprint(body)
+        fingerprint = fingerprint_of(body)
         held = await run_in_threadpool(keys.reserve, credential, key, target, fingerprint)
         if held is not None:
             if held.target != target or held.fingerprint != fingerprint:

@@ -97,8 +97,24 @@ def _validated(document: dict[str, Any]) -> PlanRequest:
         raise _input_error(first["loc"], first["msg"]) from None
 
 
+def _drawable(document: dict[str, Any], networks: NetworkRegistry, settings: Settings) -> bool:
+    """Whether the network a request with matrices names (to draw ``options.g``'s geometry) covers
+    every place: a line drawn from far outside it would be nonsense."""
+    name = document.get("network")
+    if name is None:
+        return False
+    places = [site["location"] for kind in ("depots", "visits") for site in document[kind]]
+    for profile in {v["profile"] for v in document["vehicles"]}:
+        network = networks.get(name, profile)
+        if not all(network.contains(place, margin_m=settings.max_snap_m) for place in places):
+            return False
+    return True
+
+
 def _queue(document: dict[str, Any], settings: Settings, store: Store, runner: JobRunner,
            networks: NetworkRegistry, principal: Principal) -> tuple[PlanRow, float]:
+    if "matrices" in document and "network" in document and not _drawable(document, networks, settings):
+        del document["network"]
     request = _validated(document)
     try:
         limit = check_request(request, settings, networks)

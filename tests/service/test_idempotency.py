@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import update
 
 from service.auth import Keys, Role
 from service.config import Settings
+from service.idempotency import IdempotencyRecord, fingerprint_of
+from service.idempotency import Keys as IdempotencyKeys
 from service.main import create_app
-from service.store import Store
+from service.store import Store, utcnow
 from tests.service.conftest import small_request, wait_for
 
 
@@ -84,3 +88,15 @@ def test_a_key_is_replayed_only_to_the_api_key_that_used_it(
         assert first.json()["id"] != other.json()["id"]
         anonymous = client.post("/v1/plans", json=small_request(), headers={"Idempotency-Key": "same"})
         assert anonymous.status_code == 401  # no key: nothing is replayed to it
+
+
+def test_a_key_held_by_a_request_that_died_is_freed(client: TestClient) -> None:
+    store: Store = client.app.state.store  # type: ignore[attr-defined]
+    keys = IdempotencyKeys(store, ttl_s=86_400)
+    body = json.dumps(small_request()).encode()
+    assert keys.reserve("open", "k-3", "POST /v1/plans", fingerprint_of(body)) is None  # it never answered
+    held = client.post("/v1/plans", json=small_request(), headers={"Idempotency-Key": "k-3"})
+    assert held.status_code == 409 and "still being processed" in held.json()["detail"]
+    with store.transaction() as session:  # ... and then its server died, eleven minutes ago
+        session.execute(update(IdempotencyRecord).values(created_at=utcnow() - timedelta(minutes=11)))
+    assert client.post("/v1/plans", json=small_request(), headers={"Idempotency-Key": "k-3"}).status_code == 202
