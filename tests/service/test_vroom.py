@@ -16,6 +16,7 @@ import vroom
 from fastapi.testclient import TestClient
 
 from routing.evaluate import evaluate
+from service.auth import Keys, Role
 from service.config import Settings
 from service.main import create_app
 from service.schemas import PlanRequest, to_problem
@@ -297,3 +298,19 @@ def decode_polyline(text: str) -> list[tuple[float, float]]:
         lat, lon = lat + dlat, lon + dlon
         points.append((lon / 1e5, lat / 1e5))
     return points
+
+
+def test_integrators_and_dispatchers_may_call_it_crews_and_strangers_may_not(
+    make_settings: Callable[..., Settings], sqlite_url: str
+) -> None:
+    settings = make_settings(sqlite_url, auth="required", workers=0)
+    problem = matrix_day()
+    problem["options"] = {"c": True}  # plan mode: answered in the API process, no worker needed
+    problem["vehicles"][0]["steps"] = [{"type": "job", "id": 11}]
+    with TestClient(create_app(settings)) as client:
+        keys = Keys(client.app.state.store)  # type: ignore[attr-defined]
+        _, integrator = keys.create(role=Role.INTEGRATOR, organisation="registration")
+        _, crew = keys.create(role=Role.CREW, organisation="registration", vehicle_id="1", plan_id="p")
+        assert client.post("/vroom", json=problem, headers={"X-API-Key": integrator}).json()["code"] == 0
+        assert client.post("/vroom", json=problem, headers={"X-API-Key": crew}).status_code == 403
+        assert client.post("/vroom", json=problem).status_code == 401
