@@ -22,7 +22,7 @@ from fastapi.testclient import TestClient
 from service.callbacks import SIGNATURE_HEADER, verify
 from service.config import Settings
 from service.main import create_app
-from tests.service.conftest import small_request
+from tests.service.conftest import small_request, wait_for
 from tests.service.serve import ROOT, _free_port, until
 
 pytestmark = pytest.mark.slow
@@ -183,3 +183,19 @@ def test_the_integrators_example_submits_a_day_hears_the_callback_and_prints_the
     assert done.returncode == 0, done.stderr
     assert "callback: plan.done" in done.stdout
     assert re.search(r"team-1: \d\d:\d\d a, \d\d:\d\d b|team-1: \d\d:\d\d b, \d\d:\d\d a", done.stdout), done.stdout
+
+
+def test_a_replan_calls_back_for_its_new_version(
+    make_settings: Callable[..., Settings], sqlite_url: str, receivers: Callable[..., Receiver]
+) -> None:
+    receiver = receivers()
+    settings = make_settings(sqlite_url, callback_allow_private=True, callback_poll_s=0.1)
+    with TestClient(create_app(settings)) as client:
+        plan_id = client.post("/v1/plans", json=small_request()).json()["id"]
+        wait_for(client, plan_id, {"done"})
+        replanned = client.post(f"/v1/plans/{plan_id}/replan", json={"now": "10:00", "callback_url": receiver.url})
+        assert replanned.status_code == 202, replanned.text
+        until(lambda: receiver.received, 30, "the new version's callback")
+        payload = json.loads(receiver.received[0][2])
+        assert payload["plan_id"] == replanned.json()["id"] != plan_id and payload["version"] == 2
+        assert client.get(f"/v1/plans/{plan_id}/callbacks").json()["data"] == []  # the first version asked none
