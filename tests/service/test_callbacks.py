@@ -16,6 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -77,6 +78,19 @@ def receivers() -> Iterator[Callable[..., Receiver]]:
         receiver.close()
 
 
+def started(server: Any) -> None:
+    """The server and its worker up. Server.wait_ready gives them 60 s; a loaded machine (2 cores,
+    other test runs) has taken longer to start a worker (its engines' imports and compilation)."""
+
+    def up() -> bool:
+        try:
+            return bool(server.http.get("/healthz").status_code == 200 and server.ready_workers())
+        except httpx.TransportError:
+            return False
+
+    until(up, 180, f"the worker ready\n{server.log()}")
+
+
 # One worker: these tests solve one plan at a time, and a worker's start is most of their cost.
 CALLBACK_SETTINGS = {"callback_allow_private": "true", "callback_backoff_s": "0.3", "callback_timeout_s": "1",
                      "callback_poll_s": "0.1", "workers": "1"}
@@ -86,7 +100,7 @@ def test_a_finished_solve_calls_back_once_signed_after_a_failed_first_delivery(
     servers: Callable[..., Any], receivers: Callable[..., Receiver]
 ) -> None:
     server = servers(**CALLBACK_SETTINGS)
-    server.wait_ready(workers=1)
+    started(server)
     receiver = receivers(answers=[500])
     response = server.http.post("/v1/plans", json=small_request(options={"time_limit_s": 0.5},
                                                                 callback_url=receiver.url))
@@ -121,7 +135,7 @@ def test_a_cancelled_solve_calls_back_with_its_event(
     servers: Callable[..., Any], receivers: Callable[..., Receiver]
 ) -> None:
     server = servers(**CALLBACK_SETTINGS)
-    server.wait_ready(workers=1)
+    started(server)
     receiver = receivers()
     plan_id = server.http.post("/v1/plans", json=small_request(options={"time_limit_s": 30},
                                                                callback_url=receiver.url)).json()["id"]
@@ -135,7 +149,7 @@ def test_a_receiver_that_never_answers_delays_neither_solves_nor_other_callbacks
     servers: Callable[..., Any], receivers: Callable[..., Receiver]
 ) -> None:
     server = servers(**{**CALLBACK_SETTINGS, "callback_timeout_s": "30"})
-    server.wait_ready(workers=1)
+    started(server)
     silent, prompt = receivers(hang_s=60), receivers()
     slow_id = server.http.post("/v1/plans", json=small_request(options={"time_limit_s": 0.3},
                                                                callback_url=silent.url)).json()["id"]
@@ -172,7 +186,7 @@ def test_the_integrators_example_submits_a_day_hears_the_callback_and_prints_the
     servers: Callable[..., Any], tmp_path: Path
 ) -> None:
     server = servers(**CALLBACK_SETTINGS)
-    server.wait_ready(workers=1)
+    started(server)
     day = tmp_path / "day.json"
     day.write_text(json.dumps(small_request(options={"time_limit_s": 0.5})))
     script = ROOT / "data" / "integrator_example.py"
