@@ -31,6 +31,7 @@ from service.api.deps import (
     plan_of,
 )
 from service.auth import Principal, Role
+from service.callbacks import check_callback_url, subscribe
 from service.config import Settings
 from service.field import Chain, VersionConflict, carry_over, compare, load_chain, progress
 from service.field import replan as replan_version
@@ -203,10 +204,12 @@ async def replan(
 def _queue_replan(plan_id: str, body: ReplanIn, settings: Settings, store: Store, runner: JobRunner,
                   networks: NetworkRegistry, principal: Principal) -> tuple[ReplanOut, float]:
     row = plan_of(store, plan_id, principal)
+    check_callback_url(body.callback_url, settings)  # before anything is stored
     try:
         out, limit = replan_version(store, row, body, settings, networks, principal)
     except VersionConflict as error:
         raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from None
+    subscribe(store, out.id, row.organisation, body.callback_url)
     runner.submit(out.id)
     return out, limit
 

@@ -33,6 +33,7 @@ from service.api.deps import (
 )
 from service.api.errors import unprocessable
 from service.auth import Principal
+from service.callbacks import check_callback_url, subscribe
 from service.config import Settings
 from service.jobs import JobRunner
 from service.networks import NetworkRegistry
@@ -180,6 +181,7 @@ async def create_plan(
 def _queue(request: PlanRequest, settings: Settings, store: Store, runner: JobRunner, networks: NetworkRegistry,
            principal: Principal) -> PlanRow:
     limit = check_request(request, settings, networks)
+    check_callback_url(request.callback_url, settings)
     row = store.create(
         stored_request(request),
         name=request.name,
@@ -188,6 +190,7 @@ def _queue(request: PlanRequest, settings: Settings, store: Store, runner: JobRu
         vehicles=len(request.vehicles),
         organisation=principal.organisation,
     )
+    subscribe(store, row.id, principal.organisation, request.callback_url)
     runner.submit(row.id)
     return row
 
