@@ -528,8 +528,9 @@ class Problem:
     ``max_sample_age_s`` of being taken, and vehicles drop everything before their shift ends.
 
     Raises :class:`ProblemError` (or :class:`UnknownReferenceError`) on the first
-    inconsistency, naming the object and field. Immutable: a changed problem is a new one,
-    validated again (:meth:`replace`, or ``dataclasses.replace``). Compared by identity.
+    inconsistency, naming the object and field. Immutable: the sequences given are kept as
+    tuples, the matrices as a read-only mapping, and a changed problem is a new one, validated
+    again (:meth:`replace`, or ``dataclasses.replace``). Compared by identity.
     """
 
     depots: Sequence[Depot]

@@ -107,8 +107,11 @@ def test_solve_params_default_to_auto_seed_zero_every_core_and_early_stopping() 
 @pytest.mark.parametrize(
     ("settings", "field", "message"),
     [
+        # No time at all: even a converged search needs its first answer.
         ({"time_limit_s": 0}, "time_limit_s", "time_limit_s must be > 0, got 0"),
+        # An engine nobody registered: the message lists those that are.
         ({"time_limit_s": 1, "engine": "gurobi"}, "engine", 'one of auto, ortools, pyvrp, vroom, got "gurobi"'),
+        # No core to run on (None means every core of the machine).
         ({"time_limit_s": 1, "cores": 0}, "cores", "cores must be >= 1, got 0"),
     ],
 )
