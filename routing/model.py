@@ -19,9 +19,10 @@ unassigned visit with a reason in the plan.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
 from types import MappingProxyType
@@ -516,6 +517,7 @@ Site = Depot | Visit | BusStop | Lab
 """Anything a vehicle drives to."""
 
 
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
 class Problem:
     """One day's problem: depots, vehicles, home visits, bus stops, demand areas and labs,
     over travel matrices (one per profile, indexed by :attr:`sites`).
@@ -526,48 +528,37 @@ class Problem:
     ``max_sample_age_s`` of being taken, and vehicles drop everything before their shift ends.
 
     Raises :class:`ProblemError` (or :class:`UnknownReferenceError`) on the first
-    inconsistency, naming the object and field.
+    inconsistency, naming the object and field. Immutable: the sequences given are kept as
+    tuples, the matrices as a read-only mapping, and a changed problem is a new one, validated
+    again (:meth:`replace`, or ``dataclasses.replace``). Compared by identity.
     """
 
-    __slots__ = (
-        "_site_index",
-        "area_walk_m",
-        "areas",
-        "depots",
-        "labs",
-        "matrices",
-        "max_sample_age_s",
-        "objective",
-        "stops",
-        "vehicles",
-        "visits",
-    )
+    depots: Sequence[Depot]
+    vehicles: Sequence[Vehicle]
+    visits: Sequence[Visit] = ()
+    matrices: Mapping[str, TravelMatrix]
+    objective: Objective = field(default_factory=Objective)
+    stops: Sequence[BusStop] = ()
+    areas: Sequence[DemandArea] = ()
+    labs: Sequence[Lab] = ()
+    area_walk_m: NDArray[np.float64] | None = None
+    max_sample_age_s: int = DEFAULT_MAX_SAMPLE_AGE_S
+    _site_index: dict[str, int] = field(init=False, repr=False)
 
-    def __init__(
-        self,
-        *,
-        depots: Iterable[Depot],
-        vehicles: Iterable[Vehicle],
-        visits: Iterable[Visit] = (),
-        matrices: Mapping[str, TravelMatrix],
-        objective: Objective | None = None,
-        stops: Iterable[BusStop] = (),
-        areas: Iterable[DemandArea] = (),
-        labs: Iterable[Lab] = (),
-        area_walk_m: NDArray[np.float64] | None = None,
-        max_sample_age_s: int = DEFAULT_MAX_SAMPLE_AGE_S,
-    ) -> None:
-        self.depots: tuple[Depot, ...] = tuple(depots)
-        self.vehicles: tuple[Vehicle, ...] = tuple(vehicles)
-        self.visits: tuple[Visit, ...] = tuple(visits)
-        self.stops: tuple[BusStop, ...] = tuple(stops)
-        self.areas: tuple[DemandArea, ...] = tuple(areas)
-        self.labs: tuple[Lab, ...] = tuple(labs)
-        self.matrices: Mapping[str, TravelMatrix] = MappingProxyType(dict(matrices))
-        self.objective = objective or Objective()
-        self.max_sample_age_s = int(max_sample_age_s)
-        self.area_walk_m = None if area_walk_m is None else np.asarray(area_walk_m, dtype=np.float64)
-        self._site_index: dict[str, int] = {}
+    def __post_init__(self) -> None:
+        # Stored as tuples, a read-only mapping and a read-only array: nothing of a validated
+        # problem can change under the engines and the evaluator, which trust it.
+        for name in ("depots", "vehicles", "visits", "stops", "areas", "labs"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        object.__setattr__(self, "matrices", MappingProxyType(dict(self.matrices)))
+        if self.objective is None:  # accepted, as before the problem was a dataclass
+            object.__setattr__(self, "objective", Objective())
+        object.__setattr__(self, "max_sample_age_s", int(self.max_sample_age_s))
+        if self.area_walk_m is not None:
+            walk_m = np.array(self.area_walk_m, dtype=np.float64)
+            walk_m.flags.writeable = False
+            object.__setattr__(self, "area_walk_m", walk_m)
+        object.__setattr__(self, "_site_index", {})
         self._validate()
 
     def _validate(self) -> None:
@@ -623,7 +614,7 @@ class Problem:
                 path=("area_walk_m",),
             )
 
-    def _site_groups(self) -> tuple[tuple[str, tuple[Site, ...]], ...]:
+    def _site_groups(self) -> tuple[tuple[str, Sequence[Site]], ...]:
         return (("depots", self.depots), ("visits", self.visits), ("stops", self.stops), ("labs", self.labs))
 
     def _validate_vehicle(self, i: int, vehicle: Vehicle, vehicle_ids: set[str]) -> None:
@@ -712,7 +703,7 @@ class Problem:
         )
 
     def _restricted(
-        self, *, vehicles: tuple[Vehicle, ...], visits: tuple[Visit, ...], stops: tuple[BusStop, ...]
+        self, *, vehicles: Sequence[Vehicle], visits: Sequence[Visit], stops: Sequence[BusStop]
     ) -> Problem:
         sites: tuple[Site, ...] = (*self.depots, *visits, *stops, *self.labs)
         index = np.array([self.site_index(site.id) for site in sites], dtype=np.intp)
@@ -726,38 +717,12 @@ class Problem:
 
     def replace(self, **changes: object) -> Problem:
         """A copy with some parts replaced (validated again)."""
-        fields: dict[str, object] = {
-            "depots": self.depots,
-            "vehicles": self.vehicles,
-            "visits": self.visits,
-            "matrices": dict(self.matrices),
-            "objective": self.objective,
-            "stops": self.stops,
-            "areas": self.areas,
-            "labs": self.labs,
-            "area_walk_m": self.area_walk_m,
-            "max_sample_age_s": self.max_sample_age_s,
-        }
-        fields.update(changes)
-        return Problem(**fields)  # type: ignore[arg-type]
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
 
     def __reduce__(self) -> tuple[object, ...]:
         # Engines run in other processes; rebuilding re-validates, which is cheap.
-        return (
-            _rebuild_problem,
-            (
-                self.depots,
-                self.vehicles,
-                self.visits,
-                dict(self.matrices),
-                self.objective,
-                self.stops,
-                self.areas,
-                self.labs,
-                self.area_walk_m,
-                self.max_sample_age_s,
-            ),
-        )
+        parts = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.init}
+        return (_rebuild_problem, (parts | {"matrices": dict(self.matrices)},))
 
     def __repr__(self) -> str:
         return (
@@ -767,17 +732,5 @@ class Problem:
         )
 
 
-def _rebuild_problem(*args: object) -> Problem:
-    names = (
-        "depots",
-        "vehicles",
-        "visits",
-        "matrices",
-        "objective",
-        "stops",
-        "areas",
-        "labs",
-        "area_walk_m",
-        "max_sample_age_s",
-    )
-    return Problem(**dict(zip(names, args, strict=True)))  # type: ignore[arg-type]
+def _rebuild_problem(parts: dict[str, object]) -> Problem:
+    return Problem(**parts)  # type: ignore[arg-type]

@@ -7,7 +7,9 @@
    windows); VROOM on every core, then OR-Tools' guided local search from VROOM's answer, when
    VROOM can (home-visit days: skills, breaks, priorities); two differently guided OR-Tools
    searches otherwise (buses, stops, labs). A mixed fleet whose buses and teams never share a
-   task is split into independent parts, one per core (:mod:`routing.solver.parts`).
+   task is split into independent parts, one per core (:mod:`routing.solver.parts`). Engines
+   are known only through a small protocol (:mod:`routing.solver.engine`) and listed, strongest
+   first, in :mod:`routing.solver.registry`; the settings of a solve are one :class:`SolveParams`.
 3. Every answer, and every incumbent on the way, is judged by the independent evaluator; the
    plan is the best feasible one, scheduled by the evaluator, with a reason for each visit left out.
    "Best" puts serving people first: fewer required visits left out, class by class from the most
@@ -23,21 +25,21 @@ import math
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from routing.coverage import StopChoice, choose_stops
 from routing.errors import ProblemError, SolverError
 from routing.evaluate import Evaluation, evaluate
 from routing.model import Priority, Problem, Visit
 from routing.plan import AreaCoverage, Plan, Reason, Unassigned
+from routing.solver.engine import Engine, EngineRun
+from routing.solver.params import SolveParams
 from routing.solver.parts import independent_parts
-from routing.solver.portfolio import EngineRun, Job, run_engine, run_portfolio, warm_up
-from routing.solver.pyvrp_engine import pyvrp_unsupported
+from routing.solver.portfolio import Job, run_engine, run_portfolio, warm_up
 from routing.solver.reasons import explain_missing, unservable_tasks
+from routing.solver.registry import AUTO, engine_named, engine_names, engines, register, unregister
 from routing.solver.repair import make_feasible
-from routing.solver.vroom_engine import vroom_unsupported
 
-ENGINES = ("auto", "ortools", "pyvrp", "vroom")
 REPAIR_EVERY_S = 1.0
 """How often per part, at most, an incumbent that breaks a rule is repaired (in this process)."""
 REPAIR_SHARE = 0.1
@@ -54,7 +56,18 @@ after a 5 s stall, Solomon C101 kept the 11th vehicle PyVRP's full 10 s removed.
 STALL_FACTOR = 2.0
 """...and this many times as long as it took to find it (a search still improving late goes on)."""
 
-__all__ = ["ENGINES", "Progress", "rank", "solve", "warm_up"]
+__all__ = [
+    "Engine",
+    "EngineRun",
+    "Progress",
+    "SolveParams",
+    "engine_names",
+    "rank",
+    "register",
+    "solve",
+    "unregister",
+    "warm_up",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,114 +82,136 @@ class Progress:
     routes: Mapping[str, Sequence[str]]
 
 
-def plan_runs(problem: Problem, visit_ids: Sequence[str], engine: str, seed: int, cores: int) -> list[EngineRun]:
-    """Which engine runs to start for ``engine`` on this problem."""
-    if engine not in ENGINES:
-        raise ProblemError(f'engine must be one of {", ".join(ENGINES)}, got "{engine}"', path=("engine",))
-    unsupported = pyvrp_unsupported(problem, visit_ids)
-    vroom_gap = vroom_unsupported(problem, visit_ids)
-    # Buses: fewer of them on the road drive less (out, home and to the labs): the search then
-    # also tries smaller fleets (ortools_engine.solve_ortools).
-    ortools = EngineRun("ortools", seed, {"variant": "fleet"} if problem.stops else {})
-    if engine == "pyvrp":
-        if unsupported:
-            raise ProblemError(f"engine pyvrp cannot model {unsupported}; use auto or ortools", path=("engine",))
-        return [EngineRun("pyvrp", seed)]
-    if engine == "ortools":
-        return [ortools]
-    if engine == "vroom":
-        if vroom_gap:
-            raise ProblemError(f"engine vroom cannot model {vroom_gap}; use auto or ortools", path=("engine",))
-        return [EngineRun("vroom", seed, {"threads": cores})]
-    if unsupported and not vroom_gap:
-        # VROOM uses every core (it parallelises its own exploration) and usually finishes early;
-        # OR-Tools' guided local search then goes on from its answer (measured in bench.homevisits).
-        return [EngineRun("vroom", seed, {"threads": cores, "then": "ortools"})]
-    if unsupported:
-        # Only OR-Tools models it: a second core runs a differently guided search.
-        runs = [ortools, EngineRun("ortools", seed, {"variant": "tabu"})]
-    else:
-        # PyVRP is the stronger search (facts.md). The twin (another seed) first tries a smaller
-        # fleet (vehicles first, when they cost something), and otherwise collects prizes, which
-        # also answers when the fleet cannot take every visit: plain PyVRP then finds nothing.
-        runs = [EngineRun("pyvrp", seed), EngineRun("pyvrp", seed + 1, {"variant": "fleet"})]
-    if cores < 2:
-        runs = [ortools] if unsupported else [EngineRun("pyvrp", seed, {"variant": "prizes"})]
-    return runs
+def plan_runs(problem: Problem, task_ids: Sequence[str], engine: str, seed: int, cores: int) -> list[EngineRun]:
+    """Which engine runs to start for ``engine`` (a name, or ``auto``) on this problem."""
+    if engine != AUTO:
+        chosen = engine_named(engine)
+        gap = chosen.unsupported(problem, task_ids)
+        if gap:
+            raise ProblemError(f"engine {engine} cannot model {gap}; use auto or ortools", path=("engine",))
+        return [chosen.alone(problem, seed, cores)]
+    for candidate in engines():
+        if candidate.unsupported(problem, task_ids) is None:
+            return candidate.portfolio(problem, seed, cores)
+    raise SolverError("no engine can model this problem")  # OR-Tools models every problem
 
 
 def solve(
     problem: Problem,
+    params: SolveParams | None = None,
     *,
-    time_limit_s: float,
-    seed: int = 0,
-    engine: str = "auto",
+    time_limit_s: float | None = None,
+    seed: int | None = None,
+    engine: str | None = None,
+    cores: int | None = None,
+    in_process: bool | None = None,
+    full_budget: bool | None = None,
     on_progress: Callable[[Progress], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     initial: Mapping[str, Sequence[str]] | None = None,
-    cores: int | None = None,
-    in_process: bool = False,
-    full_budget: bool = False,
 ) -> Plan:
-    """The best plan found within ``time_limit_s`` seconds (wall clock, all included).
+    """The best plan found within ``params.time_limit_s`` seconds (wall clock, all included).
 
+    The settings come as :class:`SolveParams`, or as keywords of the same names (a keyword
+    given with ``params`` overrides it): ``solve(problem, time_limit_s=10, engine="ortools")``.
     ``on_progress`` receives each improving incumbent; ``should_stop`` is polled every 0.1 s
     and, when true, ends the solve with the best plan so far. ``initial`` (vehicle id -> visit
     ids) warm-starts the engines, e.g. from the previous version of a plan.
-    ``in_process=True`` runs the first engine in this process (no cancellation, one core):
-    for notebooks and tests. A search that has converged ends before the time limit
-    (:func:`converged`) unless ``full_budget`` is set.
     """
-    if not time_limit_s > 0:
-        raise ProblemError(f"time_limit_s must be > 0, got {time_limit_s}", path=("time_limit_s",))
+    params = _with_keywords(
+        params,
+        time_limit_s=time_limit_s,
+        seed=seed,
+        engine=engine,
+        cores=cores,
+        in_process=in_process,
+        full_budget=full_budget,
+    )
     started = time.time()
-    deadline = started + time_limit_s
     choice: StopChoice | None = None
     if problem.areas:
-        choice = choose_stops(problem, time_limit_s=min(10.0, 0.05 * time_limit_s), seed=seed)
+        choice = choose_stops(problem, time_limit_s=min(10.0, 0.05 * params.time_limit_s), seed=params.seed)
         problem = problem.with_stops(choice.routed_stops)
     set_aside = unservable_tasks(problem)
     task_ids = [t.id for t in problem.tasks if t.id not in set_aside]
-    cores = cores or os.cpu_count() or 1
-    plan_runs(problem, task_ids, engine, seed, cores)  # checks the engine name and what it can model
+    cores = params.cores or os.cpu_count() or 1
+    runs = plan_runs(problem, task_ids, params.engine, params.seed, cores)  # checks what the engine can model
     incumbents = _Incumbents(problem, started, on_progress)
     stats: dict[str, object] = {"set_aside": len(set_aside), "runs": []}
+    deadline = started + params.time_limit_s
     if not task_ids:
         incumbents.offer("none", 0, {})
-    elif in_process:
-        run = plan_runs(problem, task_ids, engine, seed, cores)[0]
+    elif params.in_process:
+        run = runs[0]
         routes = run_engine(run, problem, task_ids, deadline, initial, lambda _c, r: incumbents.offer(run.label, 0, r))
         if routes is not None:
             incumbents.offer(run.label, 0, routes, final=True)
     else:
-        jobs = _jobs(problem, task_ids, engine, seed, cores)
-        incumbents.part_problems = {int(job.run.options.get("part", 0)): job.problem for job in jobs}
-        incumbents.expected = {job.run.label for job in jobs}
-        stats["parts"] = len(incumbents.part_problems)
+        jobs = _jobs(problem, task_ids, params.engine, params.seed, cores)
         # Fleet descent (bus stops) searches smaller fleets from scratch: the best plan stalls by design.
-        may_stop_early = not (full_budget or problem.stops)
+        may_stop_early = not (params.full_budget or problem.stops)
+        stats |= _search(jobs, incumbents, deadline, initial, should_stop, may_stop_early, len(task_ids))
+    return _plan(problem, incumbents, choice, set_aside, stats, started)
 
-        def stop() -> bool:
-            if should_stop is not None and should_stop():
-                return True
-            return may_stop_early and converged(incumbents, len(task_ids))
 
-        results = run_portfolio(
-            jobs,
-            deadline=deadline,
-            initial=initial,
-            on_incumbent=lambda label, _cost, routes: incumbents.offer(label, _part_of(jobs, label), routes),
-            should_stop=stop,
-        )
-        stats["converged"] = may_stop_early and converged(incumbents, len(task_ids))
-        stats["runs"] = [
-            {"engine": r.run.label, "error": r.error}
-            | (incumbents.offer(r.run.label, _part_of(jobs, r.run.label), r.routes, final=True)
-               if r.routes is not None else {})
-            for r in results
-        ]
-        if incumbents.best is None and all(r.error not in (None, "stopped", "did not finish in time") for r in results):
-            raise SolverError("every engine failed: " + "; ".join(str(r.error).splitlines()[-1] for r in results))
+def _with_keywords(params: SolveParams | None, **keywords: object) -> SolveParams:
+    """``params`` with the keywords given (not None) instead of its own values."""
+    given = {name: value for name, value in keywords.items() if value is not None}
+    if params is None:
+        if "time_limit_s" not in given:
+            raise TypeError("solve() needs params or time_limit_s")
+        return SolveParams(**given)  # type: ignore[arg-type]
+    return replace(params, **given)  # type: ignore[arg-type]
+
+
+def _search(
+    jobs: Sequence[Job],
+    incumbents: _Incumbents,
+    deadline: float,
+    initial: Mapping[str, Sequence[str]] | None,
+    should_stop: Callable[[], bool] | None,
+    may_stop_early: bool,
+    tasks: int,
+) -> dict[str, object]:
+    """Run the jobs side by side, every answer offered to ``incumbents``; the search's stats."""
+    incumbents.part_problems = {job.run.part or 0: job.problem for job in jobs}
+    incumbents.expected = {job.run.label for job in jobs}
+
+    def stop() -> bool:
+        if should_stop is not None and should_stop():
+            return True
+        return may_stop_early and converged(incumbents, tasks)
+
+    results = run_portfolio(
+        jobs,
+        deadline=deadline,
+        initial=initial,
+        on_incumbent=lambda label, _cost, routes: incumbents.offer(label, _part_of(jobs, label), routes),
+        should_stop=stop,
+    )
+    stats: dict[str, object] = {"parts": len(incumbents.part_problems)}
+    stats["converged"] = may_stop_early and converged(incumbents, tasks)
+    stats["runs"] = [
+        {"engine": r.run.label, "error": r.error}
+        | (incumbents.offer(r.run.label, _part_of(jobs, r.run.label), r.routes, final=True)
+           if r.routes is not None else {})
+        for r in results
+    ]
+    if incumbents.best is None and all(r.error not in (None, "stopped", "did not finish in time") for r in results):
+        raise SolverError("every engine failed: " + "; ".join(str(r.error).splitlines()[-1] for r in results))
+    return stats
+
+
+def _plan(
+    problem: Problem,
+    incumbents: _Incumbents,
+    choice: StopChoice | None,
+    set_aside: dict[str, Unassigned],
+    stats: dict[str, object],
+    started: float,
+) -> Plan:
+    """The plan of the best answer: repaired if it still breaks a rule, stops resolved, every
+    visit left out with its reason."""
     if incumbents.best is None:
         incumbents.offer("none", 0, {})
     assert incumbents.best is not None
@@ -210,14 +245,14 @@ def solve(
 
 def _jobs(problem: Problem, task_ids: Sequence[str], engine: str, seed: int, cores: int) -> list[Job]:
     """Engine runs over the problem, or over its independent parts (one or more runs each)."""
-    parts = independent_parts(problem, task_ids, at_most=cores) if engine == "auto" else []
+    parts = independent_parts(problem, task_ids, at_most=cores) if engine == AUTO else []
     if len(parts) < 2:
         return [Job(run, problem, task_ids) for run in plan_runs(problem, task_ids, engine, seed, cores)]
     jobs = []
     for k, (vehicle_ids, ids) in enumerate(parts):
         part = problem.subproblem(vehicle_ids, ids)
         for run in plan_runs(part, ids, engine, seed, max(1, cores // len(parts))):
-            jobs.append(Job(EngineRun(run.engine, run.seed, {**run.options, "part": k}), part, ids))
+            jobs.append(Job(replace(run, part=k), part, ids))
     return jobs
 
 
@@ -246,7 +281,7 @@ def _orders(evaluation: Evaluation) -> dict[str, list[str]]:
 
 
 def _part_of(jobs: Sequence[Job], label: str) -> int:
-    return next(int(job.run.options.get("part", 0)) for job in jobs if job.run.label == label)
+    return next(job.run.part or 0 for job in jobs if job.run.label == label)
 
 
 class _Incumbents:

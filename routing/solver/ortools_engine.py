@@ -29,11 +29,13 @@ import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 from ortools.constraint_solver import pywrapcp, routing_enums_pb2
 
 from routing.model import HORIZON_S, BusStop, Lab, Problem, TimeWindow, Vehicle, Visit
+from routing.solver.engine import EngineRun, OnIncumbent, Routes
 from routing.solver.scaling import (
     COST_SCALE,
     arc_costs,
@@ -44,9 +46,6 @@ from routing.solver.scaling import (
     used_depot_sites,
     vehicle_class,
 )
-
-Routes = dict[str, list[str]]
-OnIncumbent = Callable[[int, Routes], object]
 
 FIRST_SOLUTION = routing_enums_pb2.FirstSolutionStrategy
 METAHEURISTIC = routing_enums_pb2.LocalSearchMetaheuristic
@@ -556,3 +555,52 @@ def _search(
         if time.time() >= deadline:
             break
     return {}, None
+
+
+class OrTools:
+    """The engine object (:class:`routing.solver.engine.Engine`): models everything."""
+
+    name = "ortools"
+    metaheuristics: ClassVar[Mapping[str, int]] = {
+        "tabu": METAHEURISTIC.GENERIC_TABU_SEARCH,
+        "annealing": METAHEURISTIC.SIMULATED_ANNEALING,
+    }
+    """Variants by the metaheuristic that guides them (default: guided local search)."""
+
+    def unsupported(self, problem: Problem, task_ids: Sequence[str]) -> str | None:
+        return None
+
+    def alone(self, problem: Problem, seed: int, cores: int) -> EngineRun:
+        # Buses: fewer of them on the road drive less (out, home and to the labs): the search then
+        # also tries smaller fleets (solve_ortools).
+        return EngineRun(self, seed, variant="fleet" if problem.stops else None)
+
+    def portfolio(self, problem: Problem, seed: int, cores: int) -> list[EngineRun]:
+        # A second core runs a differently guided search.
+        first = self.alone(problem, seed, cores)
+        return [first, EngineRun(self, seed, variant="tabu")] if cores >= 2 else [first]
+
+    def run(
+        self,
+        problem: Problem,
+        task_ids: Sequence[str],
+        settings: EngineRun,
+        *,
+        deadline: float,
+        initial: Mapping[str, Sequence[str]] | None,
+        on_incumbent: OnIncumbent | None,
+    ) -> Routes:
+        metaheuristic = self.metaheuristics.get(settings.variant or "")
+        return solve_ortools(
+            problem,
+            task_ids,
+            deadline=deadline,
+            seed=settings.seed,
+            params=OrToolsParams() if metaheuristic is None else OrToolsParams(metaheuristic=metaheuristic),
+            initial=initial,
+            on_incumbent=on_incumbent,
+            fleet_descent=settings.variant == "fleet",
+        )
+
+
+ORTOOLS = OrTools()

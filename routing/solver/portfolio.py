@@ -18,13 +18,14 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from multiprocessing.context import BaseContext
 from typing import Any
 
 from routing.model import Problem
+from routing.solver.engine import EngineRun, OnIncumbent, Routes
 
-Routes = dict[str, list[str]]
+__all__ = ["EngineRun", "Job", "RunResult", "run_engine", "run_portfolio", "warm_up"]
 
 FORKSERVER_PRELOAD = [
     # The caller's main module, imported once by the server rather than by every engine process
@@ -55,23 +56,8 @@ SEND_INTERVAL_S_PER_TASK = 0.002
 """Least time between two incumbents a run sends, per task."""
 
 MIN_FOLLOW_UP_S = 0.2
-"""Below this much time left, VROOM's answer is final (OR-Tools would not even build its model)."""
-
-
-@dataclass(frozen=True, slots=True)
-class EngineRun:
-    """One engine with its settings, as one process of a portfolio."""
-
-    engine: str  # "ortools", "pyvrp" or "vroom"
-    seed: int = 0
-    options: Mapping[str, Any] = field(default_factory=dict)
-
-    @property
-    def label(self) -> str:
-        variant = self.options.get("variant")
-        part = self.options.get("part")
-        name = self.engine if variant is None else f"{self.engine}:{variant}"
-        return f"{name}#{self.seed}" if part is None else f"{name}#{self.seed}@part{part}"
+"""Below this much time left, a run's answer is final: the engine that would go on from it
+(OR-Tools after VROOM) would not even build its model."""
 
 
 @dataclass(slots=True)
@@ -88,59 +74,17 @@ def run_engine(
     visit_ids: Sequence[str],
     deadline: float,
     initial: Mapping[str, Sequence[str]] | None,
-    on_incumbent: Callable[[int, Routes], object] | None,
+    on_incumbent: OnIncumbent | None,
 ) -> Routes | None:
     """Run one engine in this process (the worker's body, also usable in-process)."""
-    if run.engine == "vroom":
-        from routing.solver.vroom_engine import solve_vroom
-
-        routes = solve_vroom(
-            problem,
-            visit_ids,
-            deadline=deadline,
-            threads=int(run.options.get("threads", 1)),
-            on_incumbent=on_incumbent,
-        )
-        if run.options.get("then") != "ortools" or time.time() > deadline - MIN_FOLLOW_UP_S:
-            return routes
-        # VROOM stops when its exploration is done, often well before the deadline: guided local
-        # search goes on from its answer (other moves, a search that never stops by itself).
-        # Its answer is already with the caller as an incumbent, so nothing is lost if this is worse.
-        run = EngineRun("ortools", run.seed, {k: v for k, v in run.options.items() if k == "part"})
-        initial = routes
-    if run.engine == "pyvrp":
-        from routing.solver.pyvrp_engine import solve_pyvrp
-
-        return solve_pyvrp(
-            problem,
-            visit_ids,
-            deadline=deadline,
-            seed=run.seed,
-            prizes_only=run.options.get("variant") == "prizes",
-            fleet_first=run.options.get("variant") == "fleet",
-            initial=initial,
-            on_incumbent=on_incumbent,
-        )
-    if run.engine == "ortools":
-        from routing.solver.ortools_engine import METAHEURISTIC, OrToolsParams, solve_ortools
-
-        variant = run.options.get("variant")
-        params = OrToolsParams()
-        if variant == "tabu":
-            params = OrToolsParams(metaheuristic=METAHEURISTIC.GENERIC_TABU_SEARCH)
-        elif variant == "annealing":
-            params = OrToolsParams(metaheuristic=METAHEURISTIC.SIMULATED_ANNEALING)
-        return solve_ortools(
-            problem,
-            visit_ids,
-            deadline=deadline,
-            seed=run.seed,
-            params=params,
-            initial=initial,
-            on_incumbent=on_incumbent,
-            fleet_descent=variant == "fleet",
-        )
-    raise ValueError(f"unknown engine {run.engine!r}")
+    routes = run.engine.run(problem, visit_ids, run, deadline=deadline, initial=initial, on_incumbent=on_incumbent)
+    if run.then is None or time.time() > deadline - MIN_FOLLOW_UP_S:
+        return routes
+    # VROOM stops when its exploration is done, often well before the deadline: guided local
+    # search goes on from its answer (other moves, a search that never stops by itself).
+    # Its answer is already with the caller as an incumbent, so nothing is lost if this is worse.
+    follow_up = EngineRun(run.then, run.seed, part=run.part)
+    return run.then.run(problem, visit_ids, follow_up, deadline=deadline, initial=routes, on_incumbent=on_incumbent)
 
 
 def _worker(

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pyvrp
@@ -22,6 +22,7 @@ from pyvrp.exceptions import PenaltyBoundWarning
 from pyvrp.stop import MaxRuntime
 
 from routing.model import Problem
+from routing.solver.engine import EngineRun, OnIncumbent, Routes
 from routing.solver.scaling import (
     NO_PATH_S,
     arc_costs,
@@ -33,8 +34,6 @@ from routing.solver.scaling import (
     vehicle_class,
 )
 
-Routes = dict[str, list[str]]
-OnIncumbent = Callable[[int, Routes], object]
 UNLIMITED = 2**62
 COST_SCALE = 1
 """Cost units per objective unit handed to PyVRP (see :func:`_max_penalty`): whole seconds."""
@@ -291,3 +290,48 @@ def _fleet_can_shrink(problem: Problem, data: _Data) -> bool:
         and all(problem.task(v).required for v in data.visit_of_client)
         and any(v.fixed_cost > 0 for v in problem.vehicles)
     )
+
+
+class PyVrp:
+    """The engine object (:class:`routing.solver.engine.Engine`)."""
+
+    name = "pyvrp"
+
+    def unsupported(self, problem: Problem, task_ids: Sequence[str]) -> str | None:
+        return pyvrp_unsupported(problem, task_ids)
+
+    def alone(self, problem: Problem, seed: int, cores: int) -> EngineRun:
+        return EngineRun(self, seed)
+
+    def portfolio(self, problem: Problem, seed: int, cores: int) -> list[EngineRun]:
+        if cores < 2:
+            # One search that also answers when the fleet cannot take every visit.
+            return [EngineRun(self, seed, variant="prizes")]
+        # The twin (another seed) first tries a smaller fleet (vehicles first, when they cost
+        # something), and otherwise collects prizes, which also answers when the fleet cannot take
+        # every visit: plain PyVRP then finds nothing.
+        return [EngineRun(self, seed), EngineRun(self, seed + 1, variant="fleet")]
+
+    def run(
+        self,
+        problem: Problem,
+        task_ids: Sequence[str],
+        settings: EngineRun,
+        *,
+        deadline: float,
+        initial: Mapping[str, Sequence[str]] | None,
+        on_incumbent: OnIncumbent | None,
+    ) -> Routes | None:
+        return solve_pyvrp(
+            problem,
+            task_ids,
+            deadline=deadline,
+            seed=settings.seed,
+            prizes_only=settings.variant == "prizes",
+            fleet_first=settings.variant == "fleet",
+            initial=initial,
+            on_incumbent=on_incumbent,
+        )
+
+
+PYVRP = PyVrp()

@@ -20,13 +20,15 @@ bound: it stops when its exploration is done (facts.md), often well before the d
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 
 import numpy as np
 import vroom
 
 from routing.model import Problem
+from routing.solver.engine import EngineRun, OnIncumbent, Routes
+from routing.solver.ortools_engine import ORTOOLS
 from routing.solver.scaling import (
     arc_costs,
     capacity_or_unlimited,
@@ -34,9 +36,6 @@ from routing.solver.scaling import (
     travel_times,
     vehicle_class,
 )
-
-Routes = dict[str, list[str]]
-OnIncumbent = Callable[[int, Routes], object]
 
 EXPLORATION = 5
 """VROOM's exploration level (1-5): 5 tries the most starting solutions."""
@@ -163,3 +162,36 @@ def solve_vroom(
     if on_incumbent is not None:
         on_incumbent(int(answer.get("summary", {}).get("cost", 0)), routes)
     return routes
+
+
+class Vroom:
+    """The engine object (:class:`routing.solver.engine.Engine`)."""
+
+    name = "vroom"
+
+    def unsupported(self, problem: Problem, task_ids: Sequence[str]) -> str | None:
+        return vroom_unsupported(problem, task_ids)
+
+    def alone(self, problem: Problem, seed: int, cores: int) -> EngineRun:
+        return EngineRun(self, seed, threads=cores)
+
+    def portfolio(self, problem: Problem, seed: int, cores: int) -> list[EngineRun]:
+        # VROOM uses every core (it parallelises its own exploration) and usually finishes early;
+        # OR-Tools' guided local search then goes on from its answer (measured in bench.homevisits).
+        return [EngineRun(self, seed, threads=cores, then=ORTOOLS)]
+
+    def run(
+        self,
+        problem: Problem,
+        task_ids: Sequence[str],
+        settings: EngineRun,
+        *,
+        deadline: float,
+        initial: Mapping[str, Sequence[str]] | None,
+        on_incumbent: OnIncumbent | None,
+    ) -> Routes:
+        del initial  # no warm start (see solve_vroom)
+        return solve_vroom(problem, task_ids, deadline=deadline, threads=settings.threads, on_incumbent=on_incumbent)
+
+
+VROOM = Vroom()

@@ -436,11 +436,12 @@ def test_engines_that_start_after_the_deadline_still_answer(engine: str) -> None
 
 
 def test_a_portfolio_whose_engines_start_past_the_deadline_waits_for_their_first_answer() -> None:
+    from routing.solver.ortools_engine import ORTOOLS
     from routing.solver.portfolio import GRACE_S, EngineRun, Job, run_portfolio
 
     # The engine processes start when the deadline and its grace have passed already (a loaded
     # machine: process start and imports took longer than the whole budget).
     problem = street_problem([visit("a", 300), visit("b", 900)], [team("t1")])
     late = time.time() - GRACE_S - 1.0
-    results = run_portfolio([Job(EngineRun("ortools", 1), problem, ["a", "b"])], deadline=late)
+    results = run_portfolio([Job(EngineRun(ORTOOLS, 1), problem, ["a", "b"])], deadline=late)
     assert results[0].routes is not None and sorted(results[0].routes["t1"]) == ["a", "b"]

@@ -1,0 +1,33 @@
+"""How ``solve()`` searches: its budget, engine, seed and cores, checked once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from routing.errors import ProblemError
+from routing.solver.registry import AUTO, engine_named
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SolveParams:
+    """The settings of one solve. Bad values raise :class:`ProblemError` naming the field."""
+
+    time_limit_s: float
+    """Wall clock for the whole solve, stop choice and evaluation included."""
+    engine: str = AUTO
+    """``auto`` (the strongest engine that can model the problem) or an engine's name."""
+    seed: int = 0
+    cores: int | None = None
+    """Engine processes side by side (default: every core of the machine)."""
+    full_budget: bool = False
+    """Use the whole time limit, even once the search has converged (``solver.converged``)."""
+    in_process: bool = False
+    """Run the first engine in this process (no cancellation, one core): notebooks and tests."""
+
+    def __post_init__(self) -> None:
+        if not self.time_limit_s > 0:
+            raise ProblemError(f"time_limit_s must be > 0, got {self.time_limit_s}", path=("time_limit_s",))
+        if self.engine != AUTO:
+            engine_named(self.engine)
+        if self.cores is not None and self.cores < 1:
+            raise ProblemError(f"cores must be >= 1, got {self.cores}", path=("cores",))
