@@ -40,7 +40,7 @@ import numpy as np
 from routing.errors import NetworkError, ProblemError
 from routing.model import Problem, TravelMatrix
 from service.config import Settings
-from service.lifeline import WakePipe, die_with_parent, wait_for_wake, watch_parent
+from service.lifeline import WakePipe, die_with_parent, stop_on_signal, wait_for_wake, watch_parent
 from service.networks import NetworkRegistry
 from service.schemas import (
     PlanRequest,
@@ -315,7 +315,7 @@ def worker_main(settings_json: str, wake: Connection, parent_pid: int) -> None:
     pipe, or the death of the API process (``parent_pid``) stops it."""
     shutdown = threading.Event()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent decides
-    signal.signal(signal.SIGTERM, lambda *_: shutdown.set())
+    stop_on_signal(signal.SIGTERM, shutdown)  # not shutdown.set in the handler: see there
     die_with_parent(parent_pid)
     watch_parent(parent_pid, shutdown.set)
     settings = Settings.model_validate_json(settings_json)
