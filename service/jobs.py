@@ -20,6 +20,7 @@ A multi-machine pool (Celery/Redis) is another :class:`JobRunner`; the API only 
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import importlib
 import logging
 import multiprocessing
@@ -54,6 +55,9 @@ from service.schemas import (
 from service.store import ClaimedJob, Store
 
 log = logging.getLogger(__name__)
+
+DUMP_STACKS = signal.SIGUSR1
+"""Makes a worker write every thread's stack to its standard error (the server's log)."""
 
 
 class JobRunner(Protocol):
@@ -315,6 +319,7 @@ def worker_main(settings_json: str, wake: Connection, parent_pid: int) -> None:
     """Entry point of a worker process: claim, solve, repeat until SIGTERM, the end of the wake
     pipe, or the death of the API process (``parent_pid``) stops it."""
     shutdown = threading.Event()
+    faulthandler.register(DUMP_STACKS, all_threads=True)  # the runner asks before it kills a stuck worker
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent decides
     stop_on_signal(signal.SIGTERM, shutdown)  # not shutdown.set in the handler: see there
     die_with_parent(parent_pid)
@@ -442,7 +447,11 @@ class LocalProcessRunner:
         for worker in workers:
             process = worker.process
             if process.is_alive():
-                log.warning("worker %s did not stop in %.0f s: killing it", process.pid, timeout_s)
+                log.warning("worker %s did not stop in %.0f s: its stacks, then killing it", process.pid, timeout_s)
+                if process.pid is not None:  # into the log: where it is stuck, for whoever reads it
+                    with contextlib.suppress(OSError):
+                        os.kill(process.pid, DUMP_STACKS)
+                    process.join(timeout=0.5)
                 process.kill()
                 process.join(timeout=2)
             if process.pid is not None:
