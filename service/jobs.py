@@ -20,12 +20,14 @@ A multi-machine pool (Celery/Redis) is another :class:`JobRunner`; the API only 
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import importlib
 import logging
 import multiprocessing
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -37,13 +39,16 @@ from typing import Any, Protocol
 
 from routing.errors import NetworkError, ProblemError
 from service.config import Settings
-from service.lifeline import WakePipe, die_with_parent, wait_for_wake, watch_parent
+from service.lifeline import WakePipe, die_with_parent, stop_on_signal, wait_for_wake, watch_parent
 from service.networks import NetworkRegistry
 from service.pipeline import document_of, prepare, solve_prepared
 from service.schemas import PlanRequest, Status, dump_document, error_loc
 from service.store import ClaimedJob, Store
 
 log = logging.getLogger(__name__)
+
+DUMP_STACKS = signal.SIGUSR1
+"""Makes a worker write every thread's stack to its standard error (the server's log)."""
 
 
 class JobRunner(Protocol):
@@ -213,8 +218,9 @@ def worker_main(settings_json: str, wake: Connection, parent_pid: int) -> None:
     """Entry point of a worker process: claim, solve, repeat until SIGTERM, the end of the wake
     pipe, or the death of the API process (``parent_pid``) stops it."""
     shutdown = threading.Event()
+    faulthandler.register(DUMP_STACKS, all_threads=True)  # the runner asks before it kills a stuck worker
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent decides
-    signal.signal(signal.SIGTERM, lambda *_: shutdown.set())
+    stop_on_signal(signal.SIGTERM, shutdown)  # not shutdown.set in the handler: see there
     die_with_parent(parent_pid)
     watch_parent(parent_pid, shutdown.set)
     settings = Settings.model_validate_json(settings_json)
@@ -255,6 +261,13 @@ def worker_main(settings_json: str, wake: Connection, parent_pid: int) -> None:
             )
     finally:
         store.close()
+    # Every job is stored or back in the queue: end now. The interpreter's own teardown collects
+    # the objects of every library loaded (about 1,800 modules: numba, OR-Tools, pandas) and took
+    # 3-6 s on a loaded machine, most of the runner's stop deadline, while the API waited for it.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 # -- the runner in the API process ---------------------------------------------------------------------
@@ -333,7 +346,11 @@ class LocalProcessRunner:
         for worker in workers:
             process = worker.process
             if process.is_alive():
-                log.warning("worker %s did not stop in %.0f s: killing it", process.pid, timeout_s)
+                log.warning("worker %s did not stop in %.0f s: its stacks, then killing it", process.pid, timeout_s)
+                if process.pid is not None:  # into the log: where it is stuck, for whoever reads it
+                    with contextlib.suppress(OSError):
+                        os.kill(process.pid, DUMP_STACKS)
+                    process.join(timeout=0.5)
                 process.kill()
                 process.join(timeout=2)
             if process.pid is not None:

@@ -11,6 +11,8 @@
   :func:`watch_parent` checks the parent's pid as well (other systems; a death before the
   ``prctl``). A worker whose API was killed with SIGKILL used to run on under PID 1 and take
   jobs beside the restarted API's workers.
+- **Stop signals** (:func:`stop_on_signal`) reach the worker's stop event through a pipe and a
+  thread, never by a lock taken in the signal handler (see there).
 """
 
 from __future__ import annotations
@@ -57,6 +59,33 @@ def wait_for_wake(reader: Connection, timeout_s: float) -> bool:
     except OSError:
         return False
     return bool(data)
+
+
+def stop_on_signal(signum: int, stop: threading.Event) -> None:
+    """Set ``stop`` when ``signum`` arrives, from a thread rather than from the signal handler.
+
+    A Python signal handler runs in the main thread between two bytecodes, and a second signal
+    landing while it runs starts the handler again *inside* the first. A worker gets SIGTERM two
+    or three times at once on a stop (the runner's, the parent-death signal as the runner's
+    supervisor thread ends, and a signal to the whole group). ``Event.set`` holds a non-reentrant
+    lock while it runs Python code, so the nested call waited for the outer one for ever: the
+    worker kept its job and was killed at the runner's deadline (issue 13, about one stop in
+    six). Here the handler only writes a byte to a pipe (no lock, safe to nest) and a daemon
+    thread sets the event.
+    """
+    reader, writer = os.pipe()
+    os.set_blocking(writer, False)
+
+    def relay() -> None:
+        os.read(reader, 1)
+        stop.set()
+
+    def on_signal(*_: Any) -> None:
+        with contextlib.suppress(BlockingIOError):  # a full pipe already holds the news
+            os.write(writer, b"s")
+
+    threading.Thread(target=relay, name=f"on-signal-{signum}", daemon=True).start()
+    signal.signal(signum, on_signal)
 
 
 def die_with_parent(parent_pid: int) -> None:

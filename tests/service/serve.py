@@ -107,7 +107,9 @@ class Server:
             except httpx.TransportError:
                 return False
 
-        until(up, 60, f"{workers} workers ready\n{self.log()}")
+        # A start-up bound, not a speed test: a worker imports the engines and loads the compiled
+        # matrix search, 50-60 s for two workers beside the API on 2 cores at load 15-22.
+        until(up, 120, f"{workers} workers ready\n{self.log()}")
         return self.ready_workers()
 
     def submit(self, time_limit_s: float) -> str:

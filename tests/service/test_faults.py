@@ -34,17 +34,10 @@ def _solving(server: Server, plan_id: str) -> None:
     until(lambda: server.plan(plan_id)["status"] == "solving", 30, f"plan {plan_id} solving\n{server.log()}")
 
 
-# Known defect, open in issue 13: about one run in six of SIGTERM to the process, the solving
-# worker does not reach "put back in the queue" and is killed at the runner's 7 s deadline (serve
-# still ends within the bound, but the job counts an attempt). Seen on 2 Dec 2026; root cause not
-# found (the worker is stuck inside the solve loop, presumably in a store write).
-FLAKY_STOP = pytest.mark.xfail(strict=False, reason="issue 13: a solving worker sometimes ignores SIGTERM for 7 s")
-
-
 @pytest.mark.parametrize("target", ["process", "group"])
 @pytest.mark.parametrize(
     "signum",
-    [pytest.param(signal.SIGTERM, marks=FLAKY_STOP), signal.SIGINT],
+    [signal.SIGTERM, signal.SIGINT],
     ids=["SIGTERM", "SIGINT"],
 )
 def test_a_stop_signal_ends_serve_within_the_bound_after_a_worker_died(
@@ -58,7 +51,8 @@ def test_a_stop_signal_ends_serve_within_the_bound_after_a_worker_died(
     # stop hang in "Waiting for application shutdown".
     solving = int(str(server.row(plan_id).worker_id).rsplit(":", 1)[1])
     os.kill(next(pid for pid in workers if pid != solving), signal.SIGKILL)
-    every = until(lambda: len(server.ready_workers()) >= 3 and server.ready_workers(), 30,
+    # A start-up bound (as in Server.wait_ready): a replacement took 31 s at load 16-19.
+    every = until(lambda: len(server.ready_workers()) >= 3 and server.ready_workers(), 120,
                   f"a replacement worker\n{server.log()}")
     alive = [pid for pid in every if running(pid)]
     assert len(alive) == 2, (every, alive)
@@ -77,6 +71,8 @@ def test_a_stop_signal_ends_serve_within_the_bound_after_a_worker_died(
     until(lambda: not any(running(pid) for pid in alive), 5, f"workers {alive} gone")
     assert took < SHUTDOWN_BOUND_S
     # The interrupted solve went back to the queue for the next start, not counted as an attempt.
+    # The solving worker gets two or three SIGTERMs at once; about one stop in six, its handler
+    # hung on the second until the runner killed it (service.lifeline.stop_on_signal).
     row = server.row(plan_id)
     assert row.status is Status.QUEUED and row.attempts == 0, row
 
