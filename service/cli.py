@@ -85,6 +85,19 @@ def serve(
                 timeout_graceful_shutdown=max(1, round(get_settings().request_grace_s)))
 
 
+@app.command()
+def worker(
+    concurrency: Annotated[int | None, typer.Option(
+        help="Solves at once; default: the machine's cores over DOORSTEP_SOLVE_CORES.")] = None,
+    name: Annotated[str | None, typer.Option(help="Worker name (default doorstep-PID@host).")] = None,
+) -> None:
+    """Run a Celery solve worker on this machine (DOORSTEP_RUNNER=celery; DOORSTEP_BROKER_URL)."""
+    from service.celery_runner import run_worker
+    from service.config import get_settings
+
+    run_worker(get_settings(), concurrency=concurrency, name=name)
+
+
 # -- solve ------------------------------------------------------------------------------------------
 
 
