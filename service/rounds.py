@@ -11,8 +11,7 @@ any plan.
 When every district is final, the visits a district could not serve are *offered* to its
 nearest neighbour district (by the distance between their depots): the neighbour's request with
 the offered visits added is solved again, warm-started from its first plan, for a quarter of the
-time limit. The neighbour's second plan replaces its first when it serves at least as many
-visits. :func:`join` then makes one document: a route list per district, every visit either in
+time limit. The neighbour's second plan replaces its first when it serves more visits. :func:`join` then makes one document: a route list per district, every visit either in
 a route or unassigned with its reason (and the district it was offered to).
 
 The round's state is a row of ``rounds``; :class:`RoundKeeper` (a thread of the API process)
@@ -41,7 +40,7 @@ log = logging.getLogger(__name__)
 
 OFFER_SHARE = 0.25
 """The second pass of a district gets this share of the round's time limit (at least MIN_OFFER_S)."""
-MIN_OFFER_S = 2.0
+MIN_OFFER_S = 5.0
 
 
 class RoundRecord(Base):
@@ -225,7 +224,7 @@ def join(request: PlanRequest, state: Mapping[str, Any], rows: Mapping[str, Plan
         chosen = first
         if (second is not None and second.status is Status.DONE and second.document is not None
                 and first is not None and first.document is not None
-                and len(_served(second.document)) >= len(_served(first.document))):
+                and len(_served(second.document)) > len(_served(first.document))):
             chosen = second
         document = chosen.document if chosen is not None else None
         for step_id in _served(document):
