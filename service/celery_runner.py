@@ -101,7 +101,7 @@ def _let_solves_start_processes() -> None:
     """
     config = multiprocessing.current_process()._config  # type: ignore[attr-defined]
     config["daemon"] = False
-    config["authkey"] = multiprocessing.process.AuthenticationString(os.urandom(32))
+    config["authkey"] = multiprocessing.process.AuthenticationString(os.urandom(32))  # type: ignore[attr-defined]
 
 
 def _child_context() -> _Child:

@@ -19,6 +19,7 @@ from rich.table import Table
 from routing.errors import DoorstepError, ProblemError
 from service import exports
 from service.cli_ops import keys_app, links_app, purge
+from service.cli_rounds import round_app
 
 if TYPE_CHECKING:
     from routing.solver import Progress as SolveProgress
@@ -327,6 +328,7 @@ def demo(
 
 app.add_typer(keys_app, name="keys")
 app.add_typer(links_app, name="crew-links")
+app.add_typer(round_app, name="round")
 app.command("purge")(purge)
 
 

@@ -11,8 +11,9 @@ any plan.
 When every district is final, the visits a district could not serve are *offered* to its
 nearest neighbour district (by the distance between their depots): the neighbour's request with
 the offered visits added is solved again, warm-started from its first plan, for a quarter of the
-time limit. The neighbour's second plan replaces its first when it serves more visits. :func:`join` then makes one document: a route list per district, every visit either in
-a route or unassigned with its reason (and the district it was offered to).
+time limit (at least ``MIN_OFFER_S``). The neighbour's second plan replaces its first when it
+serves more visits. :func:`join` then makes one document: a route list per district, every visit
+either in a route or unassigned with its reason (and the district it was offered to).
 
 The round's state is a row of ``rounds``; :class:`RoundKeeper` (a thread of the API process)
 advances every unfinished round once a second from what the database says, so an API restarted

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import math
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -128,7 +131,7 @@ def pool(tmp_path: Path) -> Iterator[tuple[dict[str, str], Workers]]:
 
 
 def test_an_api_restarted_during_a_round_finishes_it_and_can_read_it_afterwards(
-    pool: tuple[dict[str, str], Workers], servers: Callable[..., Server]
+    pool: tuple[dict[str, str], Workers], servers: Callable[..., Server], tmp_path: Path
 ) -> None:
     env, workers = pool
     workers.start(1)
@@ -158,3 +161,8 @@ def test_an_api_restarted_during_a_round_finishes_it_and_can_read_it_afterwards(
     # Every district's plan is done and joined; how many a loaded machine serves is the first test's matter.
     assert all(d["status"] == "done" for d in body["districts"].values()), body["districts"]
     _every_visit_served_or_explained(body["plan"], three_districts())
+    shown = subprocess.run([sys.executable, "-m", "service.cli", "round", "watch", body["id"], "--server", second.url,
+                            "-o", str(tmp_path / "round.json")], capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    assert "centre" in shown.stdout and "visits served" in shown.stdout
+    assert json.loads((tmp_path / "round.json").read_text())["plan"] == body["plan"]
