@@ -243,6 +243,7 @@ def join(request: PlanRequest, state: Mapping[str, Any], rows: Mapping[str, Plan
             "status": chosen.status.value if chosen else "no vehicles",
             "summary": summary or None,
             "routes": (document or {}).get("routes", []),
+            "violations": (document or {}).get("violations", []),
             "took_offers": sorted(v for v in entry.get("offered", {}) if served_by.get(v) == district),
         })
     offered_to = {v: d for d, entry in state.items() for v in entry.get("offered", {})}
