@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request, Response, status
 from starlette.concurrency import run_in_threadpool
 
+from routing.errors import ProblemError
 from service.api.deps import AUTH, DispatcherDep, NetworksDep, ReaderDep, SettingsDep, StoreDep
 from service.auth import Principal
 from service.config import Settings
@@ -47,8 +48,24 @@ def _create(body: PlanRequest, settings: Settings, networks: NetworkRegistry, ro
     limit = settings.default_time_limit_s
     for part in split_round(body).values():
         if part is not None:
-            limit = check_request(part, settings, networks)
+            try:
+                limit = check_request(part, settings, networks)
+            except ProblemError as error:
+                raise in_round(error, part, body) from None
     return rounds.create(body, organisation=principal.organisation, time_limit_s=limit)
+
+
+def in_round(error: ProblemError, part: PlanRequest, body: PlanRequest) -> ProblemError:
+    """A district's error re-pointed at the round's field (``visits.3`` of a district is another
+    index of the round's ``visits``)."""
+    path = error.path
+    if len(path) >= 2 and isinstance(path[0], str) and isinstance(path[1], int):
+        items = getattr(part, path[0], None)
+        if isinstance(items, list) and path[1] < len(items):
+            ids = [item.id for item in getattr(body, path[0])]
+            if items[path[1]].id in ids:
+                return type(error)(str(error), path=(path[0], ids.index(items[path[1]].id), *path[2:]))
+    return error
 
 
 @router.get("/{round_id}", operation_id="get_round", responses={404: {"description": "No such round."}, **AUTH})

@@ -78,6 +78,18 @@ def test_a_round_is_cut_into_one_request_per_district_with_its_own_matrices() ->
     assert len(centre.matrices["drive"].durations_s) == len(centre.depots) + len(centre.visits)
 
 
+def test_a_bad_visit_of_a_district_is_a_422_naming_its_place_in_the_round(
+    make_settings: Callable[..., Any], sqlite_url: str
+) -> None:
+    request = three_districts()
+    south = next(i for i, v in enumerate(request["visits"]) if v["id"] == "south-1")
+    request["visits"][south]["time_windows"] = [{"start": "11:00", "end": "09:00"}]
+    with TestClient(create_app(make_settings(sqlite_url))) as client:
+        answer = client.post("/v1/rounds", json=request)
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["detail"][0]["loc"][:3] == ["body", "visits", south]
+
+
 def _every_visit_served_or_explained(plan: dict[str, Any], request: dict[str, Any]) -> dict[str, str]:
     """Visit id -> the district whose routes serve it, after checking the rest are explained."""
     served = {s["id"]: d["district"] for d in plan["districts"] for r in d["routes"] for s in r["steps"]
