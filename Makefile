@@ -12,7 +12,7 @@ PORT ?= 8000
 TEST_POSTGRES_URL ?= $(or $(DOORSTEP_TEST_POSTGRES_URL),postgresql+psycopg://postgres@127.0.0.1:5432/test)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv install demo test lint bench-vrptw bench-matrix bench-district bench-load bench-homevisits bench-latency serve clean
+.PHONY: help venv install demo test lint bench-vrptw bench-matrix bench-district bench-city bench-load bench-homevisits bench-latency serve clean
 
 help:
 	@echo "make demo          plan the Helsinki demo into out/demo/ (creates .venv, installs)"
@@ -22,6 +22,7 @@ help:
 	@echo "make bench-vrptw   Solomon + CVRPLIB benchmark -> bench/results/ (needs $(SHARED))"
 	@echo "make bench-matrix  travel-matrix benchmark -> bench/results/ (needs $(SHARED))"
 	@echo "make bench-district  buses, stops and labs on Liechtenstein -> bench/results/ (needs $(SHARED))"
+	@echo "make bench-city    a round of DISTRICTS=16 districts: embedded, Celery 1 and 2 workers, one by one (needs $(SHARED), Redis)"
 	@echo "make bench-homevisits  home-visit days against VROOM, same matrices and clock -> bench/results/"
 	@echo "make bench-latency small requests through POST /v1/plans?wait=true -> bench/results/"
 	@echo "make bench-load    reads under load with 40 waiting solves, against /healthz -> bench/results/"
@@ -90,6 +91,14 @@ bench-vrptw: $(VENV)/.installed-test
 bench-matrix: $(VENV)/.installed-test
 	@test -f $(SHARED)/osm/liechtenstein-latest.osm.pbf || { echo "no $(SHARED)/osm: set SHARED=path/to/shared"; exit 1; }
 	$(BIN)/python -m bench.matrix $(SHARED)/osm/liechtenstein-latest.osm.pbf --points 1000
+
+DISTRICTS ?= 16
+CITY_TIME_LIMIT ?= 120
+
+bench-city: $(VENV)/.installed-test
+	@test -f $(SHARED)/osm/liechtenstein-latest.osm.pbf || { echo "no $(SHARED)/osm: set SHARED=path/to/shared"; exit 1; }
+	$(BIN)/python -m bench.city $(SHARED)/osm/liechtenstein-latest.osm.pbf --districts $(DISTRICTS) \
+	    --time-limit $(CITY_TIME_LIMIT) --seed 1
 
 bench-district: $(VENV)/.installed-test
 	@test -f $(SHARED)/osm/liechtenstein-latest.osm.pbf || { echo "no $(SHARED)/osm: set SHARED=path/to/shared"; exit 1; }

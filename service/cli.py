@@ -19,6 +19,7 @@ from rich.table import Table
 from routing.errors import DoorstepError, ProblemError
 from service import exports
 from service.cli_ops import keys_app, links_app, purge
+from service.cli_rounds import round_app
 from service.schemas import PlanDocument
 
 if TYPE_CHECKING:
@@ -84,6 +85,19 @@ def serve(
     # request_grace_s + worker_stop_s.
     uvicorn.run("service.main:create_app", factory=True, host=host, port=port,
                 timeout_graceful_shutdown=max(1, round(get_settings().request_grace_s)))
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[int | None, typer.Option(
+        help="Solves at once; default: the machine's cores over DOORSTEP_SOLVE_CORES.")] = None,
+    name: Annotated[str | None, typer.Option(help="Worker name (default doorstep-PID@host).")] = None,
+) -> None:
+    """Run a Celery solve worker on this machine (DOORSTEP_RUNNER=celery; DOORSTEP_BROKER_URL)."""
+    from service.celery_runner import run_worker
+    from service.config import get_settings
+
+    run_worker(get_settings(), concurrency=concurrency, name=name)
 
 
 # -- solve ------------------------------------------------------------------------------------------
@@ -317,6 +331,7 @@ def demo(
 
 app.add_typer(keys_app, name="keys")
 app.add_typer(links_app, name="crew-links")
+app.add_typer(round_app, name="round")
 app.command("purge")(purge)
 
 

@@ -70,6 +70,25 @@ class Settings(BaseSettings):
         default=3.0, ge=0,
         description="On shutdown, how long requests in progress get before they are cancelled (`doorstep serve`).",
     )
+    runner: Literal["local", "celery"] = Field(
+        default="local",
+        description="local: `workers` solver processes in the API process's machine; celery: a Celery pool on "
+        "Redis (`broker_url`), started with `doorstep worker` on any number of machines.",
+    )
+    broker_url: str = Field(default="redis://127.0.0.1:6379/0", description="Celery's broker (runner celery).")
+    celery_queue: str = Field(default="doorstep", description="The Celery queue solves are sent to and taken from.")
+    visibility_timeout_s: float = Field(
+        default=900.0, gt=0,
+        description="Redis redelivers a task unacknowledged this long: above the hard limit of any solve.",
+    )
+    solve_cores: int = Field(
+        default=0, ge=0,
+        description="Cores one solve uses (its engine processes); 0: all of the machine's. A Celery worker "
+        "runs cores // solve_cores solves at once.",
+    )
+    cancel_kill_s: float = Field(
+        default=10.0, gt=0, description="Runner celery: a cancelled solve still running after this long is killed."
+    )
     solve_function: str = Field(
         default="routing.solver:solve",
         description="Import path of the solve function workers call (tests swap in fakes).",
@@ -120,6 +139,9 @@ class Settings(BaseSettings):
     def _limits(self) -> Settings:
         if self.default_time_limit_s > self.max_time_limit_s:
             raise ValueError("default_time_limit_s must not exceed max_time_limit_s")
+        if self.runner == "celery" and self.max_time_limit_s + self.hard_limit_grace_s >= self.visibility_timeout_s:
+            # Redis would deliver a still-running solve a second time.
+            raise ValueError("visibility_timeout_s must exceed max_time_limit_s + hard_limit_grace_s")
         if self.default_network is not None and self.default_network not in self.networks:
             self.default_network = next(iter(self.networks), None)
         return self

@@ -23,6 +23,7 @@ from service.api import (
     pages,
     plans,
     requests,
+    rounds,
     vroom,
 )
 from service.callbacks import CallbackSender
@@ -30,6 +31,7 @@ from service.config import Settings, get_settings
 from service.idempotency import IdempotencyMiddleware
 from service.jobs import JobRunner, LocalProcessRunner
 from service.networks import NetworkRegistry
+from service.rounds import RoundKeeper, Rounds
 from service.schemas import CONVENTIONS
 from service.store import Store, migrate
 from service.waits import PlanWaiter
@@ -48,7 +50,12 @@ def create_app(settings: Settings | None = None, *, runner: JobRunner | None = N
         await run_in_threadpool(migrate, store.engine)
         registry = NetworkRegistry(settings)
         await run_in_threadpool(registry.load_all)
-        job_runner = runner or LocalProcessRunner(settings, store)
+        job_runner = runner
+        if job_runner is None and settings.runner == "celery":
+            from service.celery_runner import CeleryRunner
+
+            job_runner = CeleryRunner(settings, store)
+        job_runner = job_runner or LocalProcessRunner(settings, store)
         await run_in_threadpool(job_runner.start)
         app.state.settings, app.state.store, app.state.networks, app.state.runner = (
             settings, store, registry, job_runner
@@ -57,9 +64,13 @@ def create_app(settings: Settings | None = None, *, runner: JobRunner | None = N
         # Callbacks are delivered from this process, never from a solving worker.
         sender = CallbackSender(store, settings)
         sender.start()
+        app.state.rounds = Rounds(store, job_runner)
+        keeper = RoundKeeper(app.state.rounds)
+        keeper.start()
         try:
             yield
         finally:
+            keeper.stop()
             await app.state.waiter.close()
             await run_in_threadpool(sender.stop)
             await run_in_threadpool(job_runner.stop)
@@ -83,8 +94,8 @@ def create_app(settings: Settings | None = None, *, runner: JobRunner | None = N
         )
     app.add_middleware(errors.BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(errors.RequestIdMiddleware)
-    for router in (plans.router, requests.router, field.router, crew.router, evaluate.router, matrix.router,
-                   networks.router, health.router, pages.router, vroom.router, callbacks.router):
+    for router in (plans.router, rounds.router, requests.router, field.router, crew.router, evaluate.router,
+                   matrix.router, networks.router, health.router, pages.router, vroom.router, callbacks.router):
         app.include_router(router)
     app.mount("/static/vendor/leaflet", pages.leaflet_files(), name="leaflet")
     app.mount("/static", pages.static_files(), name="static")

@@ -474,6 +474,30 @@ class Store:
             return None
         return ClaimedJob(found.id, found.request, found.time_limit_s, found.attempts)
 
+    def claim_plan(self, plan_id: str, worker_id: str) -> ClaimedJob | None:
+        """Take this queued job (a Celery task names its plan), atomically; None when it is not queued."""
+        now = utcnow()
+        statement = (
+            update(PlanRecord)
+            .where(PlanRecord.id == plan_id, PlanRecord.status == Status.QUEUED.value)
+            .values(
+                status=Status.SOLVING.value,
+                worker_id=worker_id,
+                started_at=now,
+                heartbeat_at=now,
+                updated_at=now,
+                attempts=PlanRecord.attempts + 1,
+                progress=None,
+                error=None,
+            )
+            .returning(PlanRecord.id, PlanRecord.request, PlanRecord.time_limit_s, PlanRecord.attempts)
+        )
+        with self._session() as session:
+            found = session.execute(statement).first()
+        if found is None:
+            return None
+        return ClaimedJob(found.id, found.request, found.time_limit_s, found.attempts)
+
     def _mine(self, plan_id: str, worker_id: str) -> list[Any]:
         return [
             PlanRecord.id == plan_id,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field, NonNegativeInt, model_validator
 
 from routing.model import HORIZON_S, swab_tubes
-from service.schemas.fields import Amount, Id, LonLat, _In
+from service.schemas.fields import Amount, District, Id, LonLat, _In
 from service.schemas.times import TimeWindowIn
 
 
@@ -13,6 +13,7 @@ class StopIn(_In):
     """A candidate bus stop: where a bus may park and sample the people who walk to it."""
 
     id: Id
+    district: District = None
     location: LonLat
     people: NonNegativeInt | None = Field(
         default=None,
@@ -55,6 +56,7 @@ class AreaIn(_In):
     """Where people live or work: a point or a polygon (its centroid is where they walk from)."""
 
     id: Id
+    district: District = None
     location: LonLat | None = Field(
         default=None, description="Where its people walk from. Omitted: the polygon's centroid."
     )
@@ -84,6 +86,7 @@ class LabIn(_In):
     """A laboratory or sample transfer point; vehicles drop samples there, as often as needed."""
 
     id: Id
+    district: District = None
     location: LonLat
     opening: list[TimeWindowIn] = Field(default_factory=list, max_length=16, description="Empty: always open.")
     handover_s: NonNegativeInt = Field(default=300, le=HORIZON_S)

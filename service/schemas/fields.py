@@ -103,3 +103,13 @@ PriorityIn = Annotated[
         }
     ),
 ]
+
+
+District = Annotated[
+    str | None,
+    Field(
+        min_length=1, max_length=100,
+        description="A city round (`POST /v1/rounds`) solves each district apart; none: the district of the "
+        "nearest depot (vehicles: of their start depot). `POST /v1/plans` ignores it.",
+    ),
+]

@@ -10,6 +10,7 @@ from service.schemas.fields import (
     MAX_COST_PER_UNIT,
     MAX_PRIORITY_FACTOR,
     Amount,
+    District,
     Engine,
     Id,
     LonLat,
@@ -33,11 +34,13 @@ class BreakIn(_In):
 
 class DepotIn(_In):
     id: Id
+    district: District = None
     location: LonLat
 
 
 class VehicleIn(_In):
     id: Id
+    district: District = None
     kind: VehicleKind = VehicleKind.TEAM
     start_depot: Id
     end_depot: Id | None = Field(
@@ -67,6 +70,7 @@ class VehicleIn(_In):
 
 class VisitIn(_In):
     id: Id
+    district: District = None
     location: LonLat
     people: NonNegativeInt = Field(default=1, le=100_000)
     setup_s: NonNegativeInt = Field(default=300, le=HORIZON_S, description="Questions and temperature at the door.")

@@ -211,6 +211,8 @@ def test_openapi_has_stable_operation_ids_and_examples(sqlite_url: str, make_set
         "request_from_csv", "get_network_streets",
         # integrators (issue 16): VROOM's JSON, callbacks' delivery log and signing secret
         "vroom_solve", "vroom_solve_v1", "list_callbacks", "get_callback_secret", "rotate_callback_secret",
+        # city rounds (issue 17)
+        "create_round", "get_round", "cancel_round",
     }
     assert "[lon, lat]" in schema["info"]["description"]
     assert operations["create_plan"]["requestBody"]["content"]["application/json"]["examples"]
