@@ -13,9 +13,9 @@ from service.auth import Principal
 from service.config import Settings
 from service.networks import NetworkRegistry
 from service.planning import check_request
-from service.privacy import redact_document
+from service.privacy import redact_route
 from service.rounds import RoundRecord, Rounds, split_round
-from service.schemas import PlanRequest, Status
+from service.schemas import PlanRequest, RouteOut, Status
 from service.store import Store
 
 router = APIRouter(prefix="/v1/rounds", tags=["rounds"])
@@ -126,4 +126,9 @@ def _redacted(document: dict[str, Any] | None, principal: Principal) -> dict[str
     """Each district's routes as ``principal`` may see them (notes, contacts: personal data)."""
     if document is None:
         return None
-    return {**document, "districts": [redact_document(d, principal) for d in document["districts"]]}
+    def district(entry: dict[str, Any]) -> dict[str, Any]:
+        routes = [redact_route(RouteOut.model_validate(r), principal).model_dump(mode="json")
+                  for r in entry.get("routes") or []]
+        return {**entry, "routes": routes}
+
+    return {**document, "districts": [district(d) for d in document["districts"]]}
