@@ -46,9 +46,19 @@ class Chain:
         return self.versions[-1]
 
     @property
+    def live(self) -> list[PlanRow]:
+        """The published versions (drafts and discarded ones left out: crews never see them)."""
+        return [v for v in self.versions if v.publication == "published"]
+
+    @property
     def current(self) -> PlanRow | None:
-        """The newest version with routes."""
-        return next((v for v in reversed(self.versions) if v.document is not None), None)
+        """The newest published version with routes."""
+        return next((v for v in reversed(self.live) if v.document is not None), None)
+
+    @property
+    def draft(self) -> PlanRow | None:
+        """The version waiting for the dispatcher to publish it, if any (:mod:`service.drafts`)."""
+        return next((v for v in reversed(self.versions) if v.publication == "draft"), None)
 
     @property
     def states(self) -> dict[str, StepState]:
@@ -65,7 +75,7 @@ class Chain:
         """Every visit and bus stop the plan has had (not cancelled): id -> (kind, its first request entry)."""
         cancelled = self.cancelled
         found: dict[str, tuple[str, dict[str, Any]]] = {}
-        for version in self.versions:
+        for version in self.live:
             for kind, key in (("visit", "visits"), ("stop", "stops")):
                 for item in (version.request or {}).get(key) or []:
                     if item["id"] not in found and item["id"] not in cancelled:

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.concurrency import run_in_threadpool
 
-from service.api import crew, errors, evaluate, field, health, matrix, networks, pages, plans, requests
+from service.api import crew, errors, evaluate, field, health, matrix, networks, pages, plans, requests, versions
 from service.config import Settings, get_settings
 from service.jobs import JobRunner, LocalProcessRunner
 from service.networks import NetworkRegistry
@@ -64,7 +64,7 @@ def create_app(settings: Settings | None = None, *, runner: JobRunner | None = N
     app.add_middleware(errors.BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(errors.RequestIdMiddleware)
     for router in (plans.router, requests.router, field.router, crew.router, evaluate.router, matrix.router,
-                   networks.router, health.router, pages.router):
+                   networks.router, health.router, pages.router, versions.router):
         app.include_router(router)
     app.mount("/static/vendor/leaflet", pages.leaflet_files(), name="leaflet")
     app.mount("/static", pages.static_files(), name="static")

@@ -129,6 +129,8 @@ def plan_out(row: PlanRow) -> PlanOut:
         progress=ProgressOut.model_validate(row.progress) if row.progress else None,
         plan=row.document,  # type: ignore[arg-type]  # validated into PlanDocument
         error=ErrorOut.model_validate(row.error) if row.error else None,
+        version=row.version,
+        publication=row.publication,
     )
 
 

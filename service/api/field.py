@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from routing.errors import ProblemError
+from service import drafts
 from service.api import deps
 from service.api.deps import (
     CrewOrDispatcherDep,
@@ -123,7 +124,7 @@ def record_event(
     if event.vehicle_id not in vehicles:
         raise ProblemError(f'"{event.vehicle_id}" is not a vehicle of plan {plan_id}', path=("vehicle_id",))
     if principal.role is Role.CREW:
-        own = {s.get("id") for v in chain.versions for r in (v.document or {}).get("routes") or []
+        own = {s.get("id") for v in chain.live for r in (v.document or {}).get("routes") or []
                if r.get("vehicle_id") == event.vehicle_id for s in r.get("steps") or []}
         if event.step_id not in own:
             raise HTTPException(status.HTTP_403_FORBIDDEN,
@@ -214,10 +215,10 @@ def _queue_replan(plan_id: str, body: ReplanIn, settings: Settings, store: Store
                   networks: NetworkRegistry, principal: Principal) -> tuple[ReplanOut, float]:
     row = plan_of(store, plan_id, principal, document=True, request=True)
     chain = _chain(store, row)
-    if chain.latest.id != row.id:
-        raise HTTPException(status.HTTP_409_CONFLICT,
-                            f"plan {plan_id} is version {row.version}; re-plan the newest, {chain.latest.id} "
-                            f"(version {chain.latest.version})")
+    try:  # drafts: not while one waits, and from the newest version (service.drafts)
+        drafts.check_replannable(chain, row)
+    except drafts.DraftConflict as error:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from None
     if row.document is None or not row.status.is_final:
         raise HTTPException(status.HTTP_409_CONFLICT,
                             f"plan {plan_id} is {row.status.value}: re-plan it when it has routes")
@@ -251,9 +252,11 @@ def _queue_replan(plan_id: str, body: ReplanIn, settings: Settings, store: Store
     request = PlanRequest.model_validate(document)
     limit = check_request(request, settings, networks)
     new = store.create(stored_request(request), name=request.name, time_limit_s=limit,
-                       visits=len(request.visits), vehicles=len(request.vehicles), parent=row)
-    Ledger(store).record(
-        row.root, new.id, outcome=SystemEntry.REPLANNED.value, actor=principal.actor,
+                       visits=len(request.visits), vehicles=len(request.vehicles), parent=row,
+                       publication=drafts.PUBLISHED if body.publish else drafts.DRAFT)
+    Ledger(store).record(  # a draft's entry is recorded again as `replanned` when it is published
+        row.root, new.id, outcome=(SystemEntry.REPLANNED if body.publish else SystemEntry.DRAFTED).value,
+        actor=principal.actor,
         payload={"from_version": row.id, "to_version": new.id, "now_s": body.now,
                  "cancelled": list(body.cancelled), "added": [v.id for v in body.new_visits],
                  "dropped_vehicles": list(body.dropped_vehicles),
@@ -263,7 +266,7 @@ def _queue_replan(plan_id: str, body: ReplanIn, settings: Settings, store: Store
     )
     runner.submit(new.id)
     out = ReplanOut(id=new.id, status=new.status.value, url=plan_url(new.id), version=new.version, parent_id=row.id,
-                    kept=rest.kept, retried=retried, not_retried=list(rest.not_retried))
+                    kept=rest.kept, retried=retried, not_retried=list(rest.not_retried), publication=new.publication)
     return out, limit
 
 
@@ -274,7 +277,8 @@ def list_versions(plan_id: str, store: StoreDep, principal: ReaderDep) -> Versio
     versions = store.versions(row.root)
     return VersionList(
         data=[VersionOut(id=v.id, version=v.version, parent_id=v.parent_id, status=v.status.value,
-                         url=plan_url(v.id), created_at=v.created_at, summary=v.summary) for v in versions],
+                         url=plan_url(v.id), created_at=v.created_at, summary=v.summary,
+                         publication=v.publication) for v in versions],
         count=len(versions),
     )
 
