@@ -170,7 +170,7 @@ def solve_command(
     engine: Annotated[str | None, typer.Option(help="auto, ortools, pyvrp or vroom; default: the request's.")] = None,
 ) -> None:
     """Solve a request file and write the plan document (routes follow the roads when a network is used)."""
-    from service.schemas import PlanRequest, addresses_of, plan_document
+    from service.schemas import PlanRequest
 
     data = _read_json(problem_file)
     try:
@@ -180,11 +180,12 @@ def solve_command(
         raise _fail(f"{problem_file} is not a valid plan request:\n" + "\n".join(lines)) from None
     try:
         from service.config import get_settings
-        from service.jobs import problem_on_roads
         from service.networks import NetworkRegistry
+        from service.pipeline import prepare
 
         with console.status("preparing the problem (travel times and road geometry from the network, if any)"):
-            problem, geometry = problem_on_roads(request, NetworkRegistry(get_settings()))
+            prepared = prepare(request, NetworkRegistry(get_settings()))
+        problem = prepared.problem
     except ProblemError as error:
         raise _fail(f"{problem_file}: {_where(error.path)}: {error}") from None
     except DoorstepError as error:  # a network that cannot load or answer
@@ -195,19 +196,15 @@ def solve_command(
         highlight=False,
     )
     from routing.solver import solve
+    from service.pipeline import document_of, solve_prepared
 
     try:
         with _progress_bar(limit, len(problem.visits)) as (on_progress, tick):
-            plan = solve(problem, time_limit_s=limit, seed=request.options.seed if seed is None else seed,
-                         engine=engine or request.options.engine, full_budget=request.options.full_budget,
-                         on_progress=on_progress, should_stop=tick)
+            plan = solve_prepared(prepared, solve, time_limit_s=limit, seed=seed, engine=engine,
+                                  on_progress=on_progress, should_stop=tick)
     except ProblemError as error:
         raise _fail(str(error)) from None
-    geometries = None
-    if geometry is not None:
-        road_lines = {r.vehicle_id: geometry(r.vehicle_id, [s.location for s in r.steps]) for r in plan.used_routes}
-        geometries = {vehicle_id: line for vehicle_id, line in road_lines.items() if line}
-    document = plan_document(problem, plan, geometries, addresses=addresses_of(request))
+    document = document_of(prepared, plan)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(document, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     console.print(_summary_table(document))

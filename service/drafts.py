@@ -31,11 +31,11 @@ from routing.errors import ProblemError
 from routing.evaluate import evaluate
 from routing.model import Problem
 from routing.plan import Plan, Reason, Unassigned
-from service.field import Chain
-from service.jobs import problem_on_roads
+from service.field.chain import Chain
 from service.ledger import ATTEMPTED, Ledger, Outcome, SystemEntry
 from service.networks import NetworkRegistry
-from service.schemas import PlanRequest, Status, addresses_of, plan_document
+from service.pipeline import document_of, prepare
+from service.schemas import PlanRequest, Status
 from service.store import PlanRecord, PlanRow, Store, utcnow
 
 PUBLISHED, DRAFT, DISCARDED = "published", "draft", "discarded"
@@ -43,23 +43,6 @@ PUBLISHED, DRAFT, DISCARDED = "published", "draft", "discarded"
 
 class DraftConflict(Exception):
     """The plan's versions are not in a state that allows this (the API answers 409)."""
-
-
-def newest(chain: Chain) -> PlanRow:
-    """The newest version that is not a discarded draft."""
-    return next(v for v in reversed(chain.versions) if v.publication != DISCARDED)
-
-
-def check_replannable(chain: Chain, row: PlanRow) -> None:
-    """A re-plan starts from the newest version, and not while a draft waits."""
-    draft = chain.draft
-    if draft is not None:
-        raise DraftConflict(f"plan {chain.root.id} has a draft, version {draft.version} ({draft.id}): publish it "
-                            "or discard it first")
-    latest = newest(chain)
-    if latest.id != row.id:
-        raise DraftConflict(f"plan {row.id} is version {row.version}; re-plan the newest, {latest.id} "
-                            f"(version {latest.version})")
 
 
 def drafted_payload(chain: Chain, version_id: str) -> dict[str, Any]:
@@ -142,7 +125,8 @@ def hand_edit(
     if base.document is None or base.request is None or not base.status.is_final:
         raise DraftConflict(f"version {base.version} ({base.id}) is {base.status.value}: edit it when it has routes")
     request = PlanRequest.model_validate(base.request)
-    problem, geometry = problem_on_roads(request, networks)
+    prepared = prepare(request, networks)
+    problem = prepared.problem
     if check_ids is not None:
         check_ids(problem, {k: list(v) for k, v in routes.items()})
     _check_recorded(chain, routes)
@@ -154,13 +138,7 @@ def hand_edit(
         for i in evaluation.missing)
     plan = Plan(routes=evaluation.routes, unassigned=unassigned, violations=evaluation.violations,
                 cost=evaluation.cost, engine="hand edit")
-    geometries = {}
-    if geometry is not None:
-        for route in plan.used_routes:
-            line = geometry(route.vehicle_id, [step.location for step in route.steps])
-            if line:
-                geometries[route.vehicle_id] = line
-    document = plan_document(problem, plan, geometries, addresses=addresses_of(request))
+    document = document_of(prepared, plan)
     row = _insert_done(store, base, request, document)
     previous = drafted_payload(chain, base.id) if base.publication == DRAFT else {}
     Ledger(store).record(row.root, row.id, outcome=SystemEntry.DRAFTED.value, actor=actor, payload={

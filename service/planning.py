@@ -10,8 +10,8 @@ import numpy as np
 from routing.errors import ProblemError
 from routing.model import TravelMatrix
 from service.config import Settings
-from service.jobs import site_error
 from service.networks import NetworkRegistry
+from service.pipeline import site_error
 from service.schemas import (
     DepotIn,
     ErrorOut,

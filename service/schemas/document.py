@@ -69,7 +69,6 @@ def _route_document(
     problem: Problem,
     route: Route,
     geometry: Sequence[Sequence[float]] | None,
-    addresses: Mapping[str, str | None],
     catchments: Mapping[str, list[dict[str, Any]]],
 ) -> dict[str, Any]:
     vehicle = problem.vehicle(route.vehicle_id)
@@ -103,7 +102,7 @@ def _route_document(
             out.update(
                 people=visit.people,
                 priority=visit.priority.name.lower(),
-                address=addresses.get(visit.id),
+                address=visit.address,
                 notes=visit.notes,
                 contact=visit.contact,
                 time_windows=[_window_out(w) for w in visit.time_windows],
@@ -113,7 +112,7 @@ def _route_document(
             tubes = int(step.load.get("tubes", 0)) - previous_tubes
             out.update(
                 people=step.people,
-                address=addresses.get(stop.id),
+                address=stop.address,
                 notes=stop.notes,
                 time_windows=[_window_out(w) for w in stop.time_windows],
                 dwell_s=_num(step.service_s),
@@ -157,19 +156,15 @@ def plan_document(
     problem: Problem,
     plan: Plan,
     geometries: Mapping[str, Sequence[Sequence[float]]] | None = None,
-    *,
-    addresses: Mapping[str, str | None] | None = None,
 ) -> dict[str, Any]:
     """The JSON document of a plan, shared by the API, the exports and the CLI.
 
     ``routes`` lists the vehicles that are used (as VROOM does), each with its ordered steps and
     their schedule; ``geometries`` (vehicle id -> ``[[lon, lat], ...]``) gives each route's road
-    line, else ``geometry`` is null. ``addresses`` (visit id -> address) come from the request:
-    the routing model has no addresses. Visits' ``notes`` and ``contact`` are in the steps:
-    the document is personal data and must never be logged.
+    line, else ``geometry`` is null. Visits' addresses, ``notes`` and ``contact`` are in the
+    steps: the document is personal data and must never be logged.
     """
     geometries = geometries or {}
-    addresses = addresses or {}
     summary = jsonable(plan.summary())
     _round_floats(summary, "cost", "distance_m", "travel_s", "wait_s", "service_s", "solve_s", "max_sample_age_s")
     summary["vehicles"] = len(problem.vehicles)
@@ -192,7 +187,7 @@ def plan_document(
     return {
         "summary": summary,
         "routes": [
-            _route_document(problem, route, geometries.get(route.vehicle_id), addresses, catchments)
+            _route_document(problem, route, geometries.get(route.vehicle_id), catchments)
             for route in plan.used_routes
         ],
         "unassigned": unassigned,

@@ -223,7 +223,8 @@ def solved(problem: Problem) -> tuple[Problem, Plan]:
     sized = problem.replace(
         stops=[
             BusStop(s.id, s.location, people=people.get(s.id, 0), time_windows=s.time_windows, group=s.group,
-                    max_dwell_s=s.max_dwell_s, demand={"tubes": math.ceil(people.get(s.id, 0) / 10)})
+                    max_dwell_s=s.max_dwell_s, demand={"tubes": math.ceil(people.get(s.id, 0) / 10)},
+                    address=s.address)
             for s in stops.values()
         ]
     )
@@ -245,7 +246,7 @@ def solved(problem: Problem) -> tuple[Problem, Plan]:
 
 def test_stop_steps_have_dwell_people_tubes_and_the_areas_they_serve(solved: tuple[Problem, Plan]) -> None:
     problem, plan = solved
-    doc = plan_document(problem, plan, addresses={"plaza": "Plaza gate"})
+    doc = plan_document(problem, plan)
     PlanDocument.model_validate(doc)  # the response model accepts it
     bus = next(r for r in doc["routes"] if r["vehicle_id"] == "bus-1")
     steps = {s["id"]: s for s in bus["steps"]}
@@ -301,8 +302,8 @@ def test_an_uncovered_area_has_its_reason_and_no_stop(solved: tuple[Problem, Pla
 
 
 def test_area_walks_come_from_the_networks_walk_profile(tmp_path: Any) -> None:
-    from service.jobs import network_area_walk
     from service.networks import NetworkRegistry
+    from service.pipeline import network_area_walk
     from tests.routing.conftest import osm_file
 
     source = osm_file("aguascalientes.osm.pbf")
@@ -335,7 +336,7 @@ def test_the_bus_sample_solves_from_the_command_line_with_nobody_dropped_silentl
 
     runner = CliRunner()
     plan = tmp_path / "plan.json"
-    result = runner.invoke(app, ["solve", str(SAMPLE), "-o", str(plan), "--time-limit", "2"])
+    result = runner.invoke(app, ["solve", str(SAMPLE), "-o", str(plan), "--time-limit", "5"])
     assert result.exit_code == 0, result.output
     document = json.loads(plan.read_text())
     request = json.loads(SAMPLE.read_text())

@@ -250,7 +250,8 @@ def bus_doc() -> dict[str, Any]:
     people = {"plaza": 420, "yard-east": 900}
     problem = problem.replace(stops=[
         BusStop(s.id, s.location, people=people.get(s.id, 0), time_windows=s.time_windows, group=s.group,
-                demand={"tubes": -(-people.get(s.id, 0) // 10)}, notes=s.notes)
+                demand={"tubes": -(-people.get(s.id, 0) // 10)}, notes=s.notes,
+                address="Plaza gate" if s.id == "plaza" else None)
         for s in problem.stops
     ])
     evaluation = evaluate(problem, {"bus-1": ["yard-east", "plaza", "lab"], "team-1": ["a", "lab"]})
@@ -265,7 +266,7 @@ def bus_doc() -> dict[str, Any]:
             AreaCoverage("hamlet", 60, None, None, Reason.NO_STOP_IN_WALKING_RANGE, "nearest stop 9 km"),
         ),
     )
-    return plan_document(problem, plan, addresses={"plaza": "Plaza gate"})
+    return plan_document(problem, plan)
 
 
 def test_geojson_has_bus_stops_lab_drops_areas_and_catchments(bus_doc: dict[str, Any]) -> None:
