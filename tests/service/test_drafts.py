@@ -39,9 +39,11 @@ class Desk:
         return self.client.get(path, params=params, headers=self.headers)
 
     def solved(self, request: dict[str, Any]) -> str:
-        response = self.post("/v1/plans?wait=true", request)
-        assert response.status_code == 200, response.text
-        return str(response.json()["id"])
+        response = self.post("/v1/plans", request)
+        assert response.status_code == 202, response.text
+        plan_id = str(response.json()["id"])
+        assert wait_for(self.client, plan_id, {"done", "failed"}, timeout_s=120, headers=self.headers)["status"] == "done"
+        return plan_id
 
     def crew(self, plan_id: str, vehicle_id: str) -> dict[str, str]:
         made = self.post(f"/v1/plans/{plan_id}/crew-links", {"vehicle_id": vehicle_id})
@@ -52,7 +54,7 @@ class Desk:
         response = self.post(f"/v1/plans/{plan_id}/replan", {"now": "09:00", "publish": False, **body})
         assert response.status_code == 202, response.text
         made = response.json()
-        wait_for(self.client, made["id"], {"done", "failed"}, headers=self.headers)
+        wait_for(self.client, made["id"], {"done", "failed"}, timeout_s=120, headers=self.headers)
         return dict(made)
 
 
