@@ -42,7 +42,8 @@ class Desk:
         response = self.post("/v1/plans", request)
         assert response.status_code == 202, response.text
         plan_id = str(response.json()["id"])
-        assert wait_for(self.client, plan_id, {"done", "failed"}, timeout_s=120, headers=self.headers)["status"] == "done"
+        solved = wait_for(self.client, plan_id, {"done", "failed"}, timeout_s=120, headers=self.headers)
+        assert solved["status"] == "done", solved
         return plan_id
 
     def crew(self, plan_id: str, vehicle_id: str) -> dict[str, str]:
