@@ -325,7 +325,9 @@ async function refreshLive() {
     state.api.get(`/v1/plans/${state.rootId}/events`),
     state.api.get(`/v1/plans/${state.rootId}/progress`),
   ]);
-  const same = (a, b) => JSON.stringify({ ...a, at_s: 0, at: "" }) === JSON.stringify({ ...b, at_s: 0, at: "" });
+  // what moves with the clock alone (how far behind) redraws nothing: a redraw closes popups and ends drags
+  const still = (p) => JSON.stringify({ ...p, at_s: 0, at: "", vehicles: p.vehicles.map((v) => ({ ...v, behind_s: 0 })) });
+  const same = (a, b) => still(a) === still(b);
   const changed = JSON.stringify(events.data.data) !== JSON.stringify(state.events)
     || !state.progress || !same(progress.data, state.progress); // not redrawn (popups closed) for the clock alone
   state.events = events.data.data;
