@@ -257,7 +257,7 @@ def test_a_dispatcher_plans_watches_replans_and_checks_a_hand_edit(server: Serve
         # saved, it is a draft flagged with its violation, which cannot go out unless accepted
         result.locator("[data-action=save-edit]").click()
         actions = page.get_by_test_id("draft-actions")
-        expect(actions.locator("li[data-kind=late]")).to_contain_text(early[0]["id"])
+        expect(actions.locator("li[data-kind=late]")).to_contain_text(early[0]["id"], timeout=30_000)
         expect(actions.locator("[data-action=publish]")).to_be_disabled()
         drafted = server.http.get(f"/v1/plans/{plan['id']}/versions").json()["data"][-1]
         assert drafted["version"] == 3 and drafted["publication"] == "draft"
