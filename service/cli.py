@@ -19,6 +19,7 @@ from rich.table import Table
 from routing.errors import DoorstepError, ProblemError
 from service import exports
 from service.cli_ops import keys_app, links_app, purge
+from service.schemas import PlanDocument
 
 if TYPE_CHECKING:
     from routing.solver import Progress as SolveProgress
@@ -197,6 +198,7 @@ def solve_command(
     )
     from routing.solver import solve
     from service.pipeline import document_of, solve_prepared
+    from service.schemas import dump_document
 
     try:
         with _progress_bar(limit, len(problem.visits)) as (on_progress, tick):
@@ -204,7 +206,7 @@ def solve_command(
                                   on_progress=on_progress, should_stop=tick)
     except ProblemError as error:
         raise _fail(str(error)) from None
-    document = document_of(prepared, plan)
+    document = dump_document(document_of(prepared, plan))
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(document, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     console.print(_summary_table(document))
@@ -215,13 +217,17 @@ def solve_command(
 # -- export -----------------------------------------------------------------------------------------
 
 
-def _plan_document(data: Any, path: Path) -> dict[str, Any]:
+def _plan_document(data: Any, path: Path) -> PlanDocument:
     """The plan document in ``data``: the document itself, or the API's answer wrapping it."""
     if isinstance(data, dict) and "routes" not in data and isinstance(data.get("plan"), dict):
         data = data["plan"]
     if not isinstance(data, dict) or not isinstance(data.get("routes"), list):
         raise _fail(f"{path} is not a plan document (no \"routes\"): write one with `doorstep solve`")
-    return data
+    try:
+        return PlanDocument.model_validate(data)
+    except ValidationError as error:
+        lines = [f"  {_where(e['loc'])}: {e['msg']}" for e in error.errors()[:10]]
+        raise _fail(f"{path} is not a valid plan document:\n" + "\n".join(lines)) from None
 
 
 @app.command()
@@ -244,10 +250,10 @@ def export(
     used = exports.used_vehicle_ids(document)
     if format is Format.GEOJSON:
         if vehicle is not None:
-            routes = [r for r in document["routes"] if r.get("vehicle_id") == vehicle]
-            if not routes:
+            route = document.route(vehicle)
+            if route is None:
                 raise _fail(f'no route for vehicle "{vehicle}" in {plan_file} (vehicles: {", ".join(used) or "none"})')
-            document = {**document, "routes": routes}
+            document = document.model_copy(update={"routes": [route]})
         _write(json.dumps(exports.plan_geojson(document), ensure_ascii=False) + "\n", output)
         return
     render = PER_VEHICLE[format]

@@ -90,6 +90,22 @@ class Settings(BaseSettings):
     )
     console_tiles_attribution: str = "© OpenStreetMap contributors"
 
+    callback_allow_private: bool = Field(
+        default=False,
+        description="Allow callbacks to loopback, private and reserved addresses (tests, a receiver on the LAN). "
+        "Off: a callback must not become a way into the command post's network.",
+    )
+    callback_timeout_s: float = Field(default=5.0, gt=0, description="A callback receiver gets this long to answer.")
+    callback_max_attempts: int = Field(default=6, ge=1, description="Deliveries of a callback before giving up.")
+    callback_backoff_s: float = Field(
+        default=5.0, ge=0, description="Wait before a callback's second attempt; doubled for each further one."
+    )
+    callback_poll_s: float = Field(default=0.25, gt=0, description="How often due callbacks are looked for.")
+    callback_concurrency: int = Field(default=4, ge=1, description="Callbacks delivered at the same time.")
+    idempotency_ttl_s: float = Field(
+        default=86_400.0, gt=0, description="How long an Idempotency-Key's first answer is kept and replayed."
+    )
+
     auth: Literal["auto", "required", "open"] = Field(
         default="auto",
         description="auto: calls from loopback (127.0.0.1, ::1) need no key until the first key is "

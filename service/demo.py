@@ -25,7 +25,7 @@ from routing.model import Depot, Priority, TravelMatrix, Vehicle, Visit
 from service import exports
 from service.csv_request import request_csvs
 from service.networks import NetworkRegistry
-from service.schemas import PlanRequest, clock
+from service.schemas import PlanDocument, PlanRequest, clock, dump_document
 
 if TYPE_CHECKING:
     from routing.network import RoadNetwork
@@ -174,11 +174,11 @@ def demo_request(
     )
 
 
-def write_exports(document: Mapping[str, Any], out_dir: Path) -> list[Path]:
+def write_exports(document: PlanDocument, out_dir: Path) -> list[Path]:
     """``plan.json``, ``plan.geojson`` and each used vehicle's ``.html``, ``.csv`` and ``.gpx``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     written = [out_dir / "plan.json", out_dir / "plan.geojson"]
-    written[0].write_text(json.dumps(document, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    written[0].write_text(json.dumps(dump_document(document), indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     written[1].write_text(json.dumps(exports.plan_geojson(document), ensure_ascii=False) + "\n", encoding="utf-8")
     for vehicle_id in exports.used_vehicle_ids(document):
         stem = safe_filename(vehicle_id)
@@ -223,11 +223,12 @@ def run_demo(
     problem = prepared.problem
     plan = solve_prepared(prepared, solve, time_limit_s=time_limit_s, seed=seed, on_progress=on_progress,
                           should_stop=should_stop)
-    document = document_of(prepared, plan)
+    typed = document_of(prepared, plan)
+    document = dump_document(typed)
     out_dir.mkdir(parents=True, exist_ok=True)
     problem_path = out_dir / "problem.json"
     problem_path.write_text(request_json(request), encoding="utf-8")
-    files = [problem_path, *write_exports(document, out_dir)]
+    files = [problem_path, *write_exports(typed, out_dir)]
     unassigned = {u["visit_id"]: problem.visit(u["visit_id"]).location for u in document["unassigned"]}
     files.append(
         render_plan_map(

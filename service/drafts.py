@@ -35,7 +35,7 @@ from service.field.chain import Chain
 from service.ledger import ATTEMPTED, Ledger, Outcome, SystemEntry
 from service.networks import NetworkRegistry
 from service.pipeline import document_of, prepare
-from service.schemas import PlanRequest, Status
+from service.schemas import PlanRequest, Status, dump_document
 from service.store import PlanRecord, PlanRow, Store, utcnow
 
 PUBLISHED, DRAFT, DISCARDED = "published", "draft", "discarded"
@@ -138,7 +138,7 @@ def hand_edit(
         for i in evaluation.missing)
     plan = Plan(routes=evaluation.routes, unassigned=unassigned, violations=evaluation.violations,
                 cost=evaluation.cost, engine="hand edit")
-    document = document_of(prepared, plan)
+    document = dump_document(document_of(prepared, plan))
     row = _insert_done(store, base, request, document)
     previous = drafted_payload(chain, base.id) if base.publication == DRAFT else {}
     Ledger(store).record(row.root, row.id, outcome=SystemEntry.DRAFTED.value, actor=actor, payload={

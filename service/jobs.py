@@ -40,7 +40,7 @@ from service.config import Settings
 from service.lifeline import WakePipe, die_with_parent, wait_for_wake, watch_parent
 from service.networks import NetworkRegistry
 from service.pipeline import document_of, prepare, solve_prepared
-from service.schemas import PlanRequest, Status, error_loc
+from service.schemas import PlanRequest, Status, dump_document, error_loc
 from service.store import ClaimedJob, Store
 
 log = logging.getLogger(__name__)
@@ -178,15 +178,16 @@ def run_job(
                 store.release(plan_id, worker_id)
                 return
             document = document_of(prepared, plan)
+            summary = document.summary
             final = dict(monitor.progress or {})
             final.update(
                 elapsed_s=round(time.monotonic() - started, 3),
-                cost=document["summary"].get("cost"),
-                vehicles=document["summary"].get("vehicles_used"),
-                assigned=document["summary"].get("visits_assigned"),
-                engine=document["summary"].get("engine") or final.get("engine"),
+                cost=summary.get("cost"),
+                vehicles=summary.get("vehicles_used"),
+                assigned=summary.get("visits_assigned"),
+                engine=summary.get("engine") or final.get("engine"),
             )
-            status = store.finish(plan_id, worker_id, document=document, progress=final)
+            status = store.finish(plan_id, worker_id, document=dump_document(document), progress=final)
             log.info("plan %s: %s in %.1f s", plan_id, status, time.monotonic() - started)
         except ProblemError as error:
             store.finish(

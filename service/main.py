@@ -11,8 +11,24 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.concurrency import run_in_threadpool
 
-from service.api import crew, errors, evaluate, field, health, matrix, networks, pages, plans, requests, versions
+from service.api import (
+    callbacks,
+    crew,
+    errors,
+    evaluate,
+    field,
+    health,
+    matrix,
+    networks,
+    pages,
+    plans,
+    requests,
+    versions,
+    vroom,
+)
+from service.callbacks import CallbackSender
 from service.config import Settings, get_settings
+from service.idempotency import IdempotencyMiddleware
 from service.jobs import JobRunner, LocalProcessRunner
 from service.networks import NetworkRegistry
 from service.schemas import CONVENTIONS
@@ -39,10 +55,14 @@ def create_app(settings: Settings | None = None, *, runner: JobRunner | None = N
             settings, store, registry, job_runner
         )
         app.state.waiter = PlanWaiter(store)
+        # Callbacks are delivered from this process, never from a solving worker.
+        sender = CallbackSender(store, settings)
+        sender.start()
         try:
             yield
         finally:
             await app.state.waiter.close()
+            await run_in_threadpool(sender.stop)
             await run_in_threadpool(job_runner.stop)
             store.close()
 
@@ -57,6 +77,7 @@ def create_app(settings: Settings | None = None, *, runner: JobRunner | None = N
     # Added first, so innermost: an unhandled error is answered inside the other middlewares
     # (request id, CORS headers).
     app.add_middleware(errors.InternalErrorMiddleware)
+    app.add_middleware(IdempotencyMiddleware)  # inside the body limit: it reads the body
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"], allow_headers=["*"]
@@ -64,7 +85,7 @@ def create_app(settings: Settings | None = None, *, runner: JobRunner | None = N
     app.add_middleware(errors.BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(errors.RequestIdMiddleware)
     for router in (plans.router, requests.router, field.router, crew.router, evaluate.router, matrix.router,
-                   networks.router, health.router, pages.router, versions.router):
+                   networks.router, health.router, pages.router, vroom.router, callbacks.router, versions.router):
         app.include_router(router)
     app.mount("/static/vendor/leaflet", pages.leaflet_files(), name="leaflet")
     app.mount("/static", pages.static_files(), name="static")

@@ -22,7 +22,7 @@ from routing.errors import ProblemError
 from routing.model import Problem, TravelMatrix
 from routing.plan import Plan
 from service.networks import NetworkRegistry
-from service.schemas import PlanRequest, plan_document, to_problem
+from service.schemas import PlanDocument, PlanRequest, plan_document, to_problem
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ def solve_prepared(
     )
 
 
-def document_of(prepared: Prepared, plan: Plan) -> dict[str, Any]:
+def document_of(prepared: Prepared, plan: Plan) -> PlanDocument:
     """The plan document, its used routes drawn along the streets when there is a network."""
     geometries = None
     if prepared.geometry is not None:

@@ -76,7 +76,7 @@ def evaluate_routes(body: EvaluateIn, settings: SettingsDep, store: StoreDep, ne
     if body.plan_id is not None:
         document = redact_document(document, principal) or document
     return EvaluateOut(feasible=evaluation.feasible, cost=evaluation.cost, missing=list(evaluation.missing),
-                       plan=document)  # type: ignore[arg-type]
+                       plan=document)
 
 
 def _check_ids(problem: Problem, routes: dict[str, list[str]]) -> None:

@@ -31,6 +31,7 @@ from service.api.deps import (
     plan_of,
 )
 from service.auth import Principal, Role
+from service.callbacks import check_callback_url, subscribe
 from service.config import Settings
 from service.field import Chain, VersionConflict, carry_over, compare, load_chain, progress
 from service.field import replan as replan_version
@@ -113,8 +114,8 @@ def record_event(
     if event.vehicle_id not in chain.vehicle_ids():
         raise ProblemError(f'"{event.vehicle_id}" is not a vehicle of plan {plan_id}', path=("vehicle_id",))
     if principal.role is Role.CREW:
-        own = {s.get("id") for v in chain.live for r in (v.document or {}).get("routes") or []
-               if r.get("vehicle_id") == event.vehicle_id for s in r.get("steps") or []}
+        routes = (chain.document(v) for v in chain.live)
+        own = {s.id for doc in routes if doc is not None and (r := doc.route(event.vehicle_id)) for s in r.steps}
         if event.step_id not in own:
             raise HTTPException(status.HTTP_403_FORBIDDEN,
                                 f'"{event.step_id}" is not on the route of vehicle "{event.vehicle_id}"')
@@ -203,10 +204,12 @@ async def replan(
 def _queue_replan(plan_id: str, body: ReplanIn, settings: Settings, store: Store, runner: JobRunner,
                   networks: NetworkRegistry, principal: Principal) -> tuple[ReplanOut, float]:
     row = plan_of(store, plan_id, principal)
+    check_callback_url(body.callback_url, settings)  # before anything is stored
     try:
         out, limit = replan_version(store, row, body, settings, networks, principal)
     except VersionConflict as error:
         raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from None
+    subscribe(store, out.id, row.organisation, body.callback_url)
     runner.submit(out.id)
     return out, limit
 

@@ -12,6 +12,7 @@ from functools import cached_property
 from typing import Any
 
 from service.ledger import Event, StepState, SystemEntry, step_states
+from service.schemas import PlanDocument, StepOut, read_document
 from service.store import PlanRow, Store
 
 TASK_KINDS = ("visit", "stop")
@@ -27,7 +28,16 @@ class Chain:
         self._store = store
         self._rows = list(rows)
         self._full: dict[str, PlanRow | None] = {}
+        self._documents: dict[str, PlanDocument | None] = {}
         self.events = events
+
+    def document(self, row: PlanRow | None) -> PlanDocument | None:
+        """The plan document of a version (loaded with :attr:`versions` or :attr:`current`), read once."""
+        if row is None:
+            return None
+        if row.id not in self._documents:
+            self._documents[row.id] = read_document(row.document)
+        return self._documents[row.id]
 
     def _loaded(self, row: PlanRow) -> PlanRow | None:
         """``row`` with its request and document, read once."""
@@ -127,15 +137,12 @@ def load_chain(store: Store, row: PlanRow, events: list[Event]) -> Chain:
     return Chain(store, store.versions(row.root), events)
 
 
-def route_steps(
-    document: Mapping[str, Any] | None, kinds: Sequence[str] = TASK_KINDS
-) -> dict[str, list[dict[str, Any]]]:
+def route_steps(document: PlanDocument | None, kinds: Sequence[str] = TASK_KINDS) -> dict[str, list[StepOut]]:
     """vehicle id -> its steps of ``kinds``, in order."""
-    return {
-        r["vehicle_id"]: [s for s in r.get("steps") or [] if s.get("kind") in kinds]
-        for r in (document or {}).get("routes") or []
-    }
+    if document is None:
+        return {}
+    return {r.vehicle_id: [s for s in r.steps if s.kind in kinds] for r in document.routes}
 
 
-def planned_vehicle(document: Mapping[str, Any] | None) -> dict[str, str]:
-    return {s["id"]: vehicle for vehicle, steps in route_steps(document).items() for s in steps}
+def planned_vehicle(document: PlanDocument | None) -> dict[str, str]:
+    return {s.id: vehicle for vehicle, steps in route_steps(document).items() for s in steps}

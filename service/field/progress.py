@@ -18,7 +18,7 @@ def progress(chain: Chain, at_s: int) -> dict[str, Any]:
     ``late``: steps not done whose planned start in the current version is before ``at_s``.
     """
     current = chain.current
-    document = current.document if current else None
+    document = chain.document(current)
     states = chain.states
     tasks = chain.tasks()
     planned = route_steps(document)
@@ -52,22 +52,21 @@ def progress(chain: Chain, at_s: int) -> dict[str, Any]:
     for vehicle_id, steps in planned.items():
         out = entry(vehicle_id)
         for step in steps:
-            step_state = states.get(step["id"])
+            step_state = states.get(step.id)
             if step_state is not None and step_state.outcome is not None and step_state.outcome is not Outcome.ARRIVED:
                 continue
             out["remaining"] += 1
             if step_state is not None and step_state.in_progress:
-                out["in_progress"] = step["id"]
+                out["in_progress"] = step.id
                 continue
             if out["next_step"] is None:
-                out["next_step"] = {"id": step["id"], "planned_start_s": step.get("start_s"),
-                                    "planned_start": step.get("start")}
-            if float(step.get("start_s") or 0) < at_s:
+                out["next_step"] = {"id": step.id, "planned_start_s": step.start_s, "planned_start": step.start}
+            if step.start_s < at_s:
                 out["late"] += 1
-                out["behind_s"] = max(out["behind_s"], int(at_s - float(step["start_s"])))
+                out["behind_s"] = max(out["behind_s"], int(at_s - step.start_s))
     not_sampled = []
-    planned_start = {s["id"]: s for steps in planned.values() for s in steps}
-    unassigned = {u["visit_id"]: u for u in (document or {}).get("unassigned") or []}
+    planned_start = {s.id: s for steps in planned.values() for s in steps}
+    unassigned = {u.visit_id: u.reason for u in document.unassigned} if document else {}
     for step_id, (kind, item) in tasks.items():
         state: StepState | None = states.get(step_id)
         if state is not None and state.sampled:
@@ -85,8 +84,8 @@ def progress(chain: Chain, at_s: int) -> dict[str, Any]:
             "last_outcome": state.outcome.value if state and state.outcome else None,
             "last_at_s": state.at_s if state else None,
             "attempts": sum(1 for e in state.history if e.outcome in ATTEMPT_OUTCOMES) if state else 0,
-            "planned_start_s": planned_step.get("start_s") if planned_step else None,
-            "unassigned_reason": unassigned[step_id]["reason"] if step_id in unassigned else None,
+            "planned_start_s": planned_step.start_s if planned_step else None,
+            "unassigned_reason": unassigned.get(step_id),
         })
     people_expected = sum(int(item.get("people") or 0) for _, item in tasks.values())
     people_sampled = sum(int(s.people_sampled or 0) for s in states.values() if s.sampled)

@@ -27,7 +27,7 @@ from service.ledger import Ledger, Outcome, StepState, SystemEntry
 from service.networks import NetworkRegistry
 from service.pipeline import network_matrices
 from service.planning import check_sizes, plan_url, stored_request, time_limit
-from service.schemas import PlanRequest, VisitIn, to_problem, to_request
+from service.schemas import PlanDocument, PlanRequest, VisitIn, to_problem, to_request
 from service.store import PlanRow, Store
 
 
@@ -116,8 +116,8 @@ class ReplanAsk:
     matrices: Mapping[str, TravelMatrix] | None
 
 
-def _routes_before(document: Mapping[str, Any]) -> dict[str, list[str]]:
-    return {vehicle: [s["id"] for s in steps] for vehicle, steps in route_steps(document, ROUTE_KINDS).items()}
+def _routes_before(document: PlanDocument | None) -> dict[str, list[str]]:
+    return {vehicle: [s.id for s in steps] for vehicle, steps in route_steps(document, ROUTE_KINDS).items()}
 
 
 def _converted(part: PlanRequest | None, kind: str, field_name: str) -> list[Any]:
@@ -200,7 +200,7 @@ def rest_of_day_for(
     consumed = _consumed(problem, states, done)
     rest = rest_of_day(
         problem,
-        _routes_before(current.document),
+        _routes_before(chain.document(current)),
         now_s=ask.now_s,
         done=done,
         in_progress=in_progress,

@@ -164,6 +164,9 @@ class ReplanIn(_In):
         "of an earlier re-plan is brought back from the version that had it.",
     )
     retry_after_s: NonNegativeInt = Field(default=3600, le=24 * 3600)
+    callback_url: str | None = Field(
+        default=None, max_length=2000, description="Called back when the new version's solve ends (as POST /v1/plans)."
+    )
     reassignment_cost: float = Field(
         default=900.0, ge=0, le=MAX_AMOUNT,
         description="Cost (default objective: seconds of driving) of moving a visit to another vehicle.",

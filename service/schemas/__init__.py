@@ -40,8 +40,10 @@ from service.schemas.document import (
     TimeWindowOut,
     UnassignedOut,
     ViolationOut,
+    dump_document,
     jsonable,
     plan_document,
+    read_document,
 )
 from service.schemas.fields import MAX_AMOUNT, Amount, Engine, Id, LonLat, PriorityIn, Profile, _In
 from service.schemas.matrix import MatrixEntry, MatrixIn, MatrixOut, MatrixRequest
@@ -127,10 +129,12 @@ __all__ = [
     "VisitIn",
     "_In",
     "clock",
+    "dump_document",
     "error_loc",
     "jsonable",
     "parse_time",
     "plan_document",
+    "read_document",
     "to_problem",
     "to_request",
 ]

@@ -156,8 +156,9 @@ def plan_document(
     problem: Problem,
     plan: Plan,
     geometries: Mapping[str, Sequence[Sequence[float]]] | None = None,
-) -> dict[str, Any]:
-    """The JSON document of a plan, shared by the API, the exports and the CLI.
+) -> PlanDocument:
+    """The document of a plan, shared by the API, the exports, field operations and the CLI;
+    stored as its JSON dump and read back with :func:`read_document`.
 
     ``routes`` lists the vehicles that are used (as VROOM does), each with its ordered steps and
     their schedule; ``geometries`` (vehicle id -> ``[[lon, lat], ...]``) gives each route's road
@@ -184,7 +185,7 @@ def plan_document(
     unassigned: list[dict[str, Any]] = [
         {**u.to_dict(), "location": locations.get(u.visit_id)} for u in plan.unassigned
     ]
-    return {
+    return PlanDocument.model_validate({
         "summary": summary,
         "routes": [
             _route_document(problem, route, geometries.get(route.vehicle_id), catchments)
@@ -194,7 +195,17 @@ def plan_document(
         "coverage": coverage,
         "violations": [jsonable(v.to_dict()) for v in plan.violations],
         "stats": jsonable(plan.stats),
-    }
+    })
+
+
+def read_document(stored: Mapping[str, Any] | None) -> PlanDocument | None:
+    """A stored plan document (a :class:`PlanDocument`'s JSON dump), validated."""
+    return None if stored is None else PlanDocument.model_validate(stored)
+
+
+def dump_document(document: PlanDocument) -> dict[str, Any]:
+    """What is stored and sent: the document as JSON-ready data."""
+    return document.model_dump(mode="json")
 
 
 def _coverage_document(problem: Problem, plan: Plan) -> list[dict[str, Any]]:
@@ -320,3 +331,6 @@ class PlanDocument(BaseModel):
     coverage: list[CoverageOut] = Field(default_factory=list)
     violations: list[ViolationOut]
     stats: dict[str, Any]
+
+    def route(self, vehicle_id: str) -> RouteOut | None:
+        return next((r for r in self.routes if r.vehicle_id == vehicle_id), None)

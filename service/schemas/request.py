@@ -70,6 +70,11 @@ class PlanRequest(_In):
     )
     options: OptionsIn = Field(default_factory=OptionsIn)
     objective: ObjectiveIn = Field(default_factory=ObjectiveIn)
+    callback_url: str | None = Field(
+        default=None, max_length=2000,
+        description="Doorstep POSTs a signed JSON body here when the solve ends (done, failed, cancelled); "
+        "see GET /v1/plans/{id}/callbacks and GET /v1/callbacks/secret.",
+    )
 
     @property
     def sites(self) -> list[DepotIn | VisitIn | StopIn | LabIn]:

@@ -211,6 +211,8 @@ def test_openapi_has_stable_operation_ids_and_examples(sqlite_url: str, make_set
         "request_from_csv", "get_network_streets",
         # draft versions: publish after the diff, discard, a hand edit saved as a version
         "publish_version", "discard_version", "save_hand_edit",
+        # integrators (issue 16): VROOM's JSON, callbacks' delivery log and signing secret
+        "vroom_solve", "vroom_solve_v1", "list_callbacks", "get_callback_secret", "rotate_callback_secret",
     }
     assert "[lon, lat]" in schema["info"]["description"]
     assert operations["create_plan"]["requestBody"]["content"]["application/json"]["examples"]

@@ -38,8 +38,8 @@ def test_the_pipeline_draws_each_used_route_along_the_streets(tmp_path: Path) ->
     settings = Settings(data_dir=tmp_path, database_url=f"sqlite:///{tmp_path / 'd.db'}", workers=0)
     prepared = prepare(PlanRequest.model_validate(helsinki_request()), NetworkRegistry(settings))
     document = document_of(prepared, solve_prepared(prepared, solve, time_limit_s=3))
-    assert document["routes"], document["unassigned"]
-    assert all(len(r["geometry"]["coordinates"]) >= 2 for r in document["routes"])
+    assert document.routes, document.unassigned
+    assert all(r.geometry is not None and len(r.geometry.coordinates) >= 2 for r in document.routes)
 
 
 def test_the_disk_cache_keeps_at_most_its_number_of_files(tmp_path: Path) -> None:
