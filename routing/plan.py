@@ -167,6 +167,8 @@ class Reason(StrEnum):
     """Every stop within walking range would overrun its longest allowed stay."""
     STOP_NOT_SERVED = "stop_not_served"
     """The area's chosen bus stop could not be fitted into any bus's day."""
+    LEFT_OUT_BY_HAND = "left_out_by_hand"
+    """A dispatcher's hand edit took it off every route (plan mode, ``service.drafts``)."""
 
 
 @dataclass(frozen=True, slots=True)

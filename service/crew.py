@@ -156,7 +156,7 @@ def _recorded_elsewhere(chain: Chain, vehicle_id: str, current_ids: set[str]) ->
     for step_id, state in chain.states.items():
         if state.vehicle_id != vehicle_id or step_id in current_ids or state.outcome is None:
             continue
-        for version in reversed(chain.versions):
+        for version in reversed(chain.live):
             route = _route_of(chain.document(version), vehicle_id)
             steps = route.steps if route is not None else []
             index = next((i for i, s in enumerate(steps) if s.id == step_id), None)
@@ -172,7 +172,7 @@ def _recorded_elsewhere(chain: Chain, vehicle_id: str, current_ids: set[str]) ->
 
 def _changes(chain: Chain, vehicle_id: str) -> dict[str, Any] | None:
     """What the newest re-plan changed for this vehicle, against the version before it."""
-    with_routes = [v for v in chain.versions if v.document is not None]
+    with_routes = [v for v in chain.live if v.document is not None]
     if len(with_routes) < 2:
         return None
     before, after = with_routes[-2], with_routes[-1]
@@ -215,7 +215,7 @@ def crew_day(chain: Chain, vehicle_id: str, *, now_s: int, expires_at: datetime 
         "plan_name": chain.root.name,
         "version_id": current.id if current else None,
         "version": current.version if current else None,
-        "status": chain.latest.status.value,
+        "status": (chain.live or [chain.latest])[-1].status.value,
         "vehicle_id": vehicle_id,
         "vehicle_kind": (route.kind if route else None) or vehicle.get("kind") or "team",
         "start": route.start if route else None,

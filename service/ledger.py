@@ -42,7 +42,12 @@ class SystemEntry(StrEnum):
     """Entries the service itself writes."""
 
     REPLANNED = "replanned"
+    """A version went live (at once, or when its draft was published)."""
     PURGED = "purged"
+    DRAFTED = "drafted"
+    """A draft version was made (re-plan or hand edit); its payload is the re-plan's, recorded
+    again as ``replanned`` when it is published."""
+    DISCARDED = "discarded"
 
 
 FINAL = frozenset({Outcome.DONE, Outcome.NOT_HOME, Outcome.REFUSED, Outcome.UNREACHABLE, Outcome.SKIPPED})

@@ -24,6 +24,7 @@ from service.api import (
     plans,
     requests,
     rounds,
+    versions,
     vroom,
 )
 from service.callbacks import CallbackSender
@@ -95,7 +96,8 @@ def create_app(settings: Settings | None = None, *, runner: JobRunner | None = N
     app.add_middleware(errors.BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(errors.RequestIdMiddleware)
     for router in (plans.router, rounds.router, requests.router, field.router, crew.router, evaluate.router,
-                   matrix.router, networks.router, health.router, pages.router, vroom.router, callbacks.router):
+                   matrix.router, networks.router, health.router, pages.router, vroom.router, callbacks.router,
+                   versions.router):
         app.include_router(router)
     app.mount("/static/vendor/leaflet", pages.leaflet_files(), name="leaflet")
     app.mount("/static", pages.static_files(), name="static")

@@ -130,6 +130,8 @@ def plan_out(row: PlanRow, document: PlanDocument | None) -> PlanOut:
         progress=ProgressOut.model_validate(row.progress) if row.progress else None,
         plan=document,
         error=ErrorOut.model_validate(row.error) if row.error else None,
+        version=row.version,
+        publication=row.publication,
     )
 
 

@@ -113,6 +113,9 @@ class PlanRecord(Base):
     parent_id: Mapped[str | None] = mapped_column(String(32))
     version: Mapped[int] = mapped_column(Integer, default=1)
     purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    publication: Mapped[str] = mapped_column(String(16), default="published")
+    """``published`` (crews see it once it has routes), ``draft`` (the dispatcher's, until published) or
+    ``discarded`` (see :mod:`service.drafts`)."""
 
 
 class EventRecord(Base):
@@ -189,6 +192,7 @@ class PlanRow:
     parent_id: str | None = None
     version: int = 1
     purged_at: datetime | None = None
+    publication: str = "published"
 
     @property
     def root(self) -> str:
@@ -219,6 +223,7 @@ _LIGHT = (
     PlanRecord.parent_id,
     PlanRecord.version,
     PlanRecord.purged_at,
+    PlanRecord.publication,
 )
 
 
@@ -329,8 +334,10 @@ class Store:
         vehicles: int,
         organisation: str = "default",
         parent: PlanRow | None = None,
+        publication: str = "published",
     ) -> PlanRow:
-        """A queued plan; with ``parent``, its next version (same organisation and ledger)."""
+        """A queued plan; with ``parent``, its next version (same organisation and ledger), a
+        ``draft`` one if asked (:mod:`service.drafts`)."""
         now = utcnow()
         plan_id = uuid.uuid4().hex
         record = PlanRecord(
@@ -338,7 +345,7 @@ class Store:
             organisation=parent.organisation if parent else organisation,
             root_id=parent.root if parent else plan_id,
             parent_id=parent.id if parent else None,
-            version=parent.version + 1 if parent else 1,
+            version=self.next_version(parent.root) if parent else 1,
             name=name,
             status=Status.QUEUED.value,
             created_at=now,
@@ -349,12 +356,20 @@ class Store:
             vehicles=vehicles,
             attempts=0,
             cancel_requested=False,
+            publication=publication,
         )
         with self._session() as session:
             session.add(record)
         row = self.get(record.id)
         assert row is not None
         return row
+
+    def next_version(self, root_id: str) -> int:
+        """The number of a plan's next version: after every one made, discarded drafts included."""
+        with self._session() as session:
+            newest = session.execute(select(func.max(PlanRecord.version)).where(
+                (PlanRecord.root_id == root_id) | (PlanRecord.id == root_id))).scalar_one_or_none()
+        return int(newest or 0) + 1
 
     def read_one(self, statement: Executable, **params: Any) -> Row[Any] | None:
         """The first row of a prebuilt read-only ``statement``, on a plain connection.

@@ -168,6 +168,8 @@ def check_plan(store: Store, principal: Principal, row: PlanRow) -> None:
     ids are reused every day, so the vehicle alone would reach every day's route."""
     if principal.role is not Role.CREW:
         return
+    if row.publication != "published":  # a draft is the dispatcher's until published
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f'no plan "{row.id}"')
     own = bind_unplanned_key(store, principal, row)
     if own != row.root:
         raise HTTPException(

@@ -114,7 +114,7 @@ def record_event(
     if event.vehicle_id not in chain.vehicle_ids():
         raise ProblemError(f'"{event.vehicle_id}" is not a vehicle of plan {plan_id}', path=("vehicle_id",))
     if principal.role is Role.CREW:
-        routes = (chain.document(v) for v in chain.versions)
+        routes = (chain.document(v) for v in chain.live)
         own = {s.id for doc in routes if doc is not None and (r := doc.route(event.vehicle_id)) for s in r.steps}
         if event.step_id not in own:
             raise HTTPException(status.HTTP_403_FORBIDDEN,
@@ -221,7 +221,8 @@ def list_versions(plan_id: str, store: StoreDep, principal: ReaderDep) -> Versio
     versions = store.versions(row.root)
     return VersionList(
         data=[VersionOut(id=v.id, version=v.version, parent_id=v.parent_id, status=v.status.value,
-                         url=plan_url(v.id), created_at=v.created_at, summary=v.summary) for v in versions],
+                         url=plan_url(v.id), created_at=v.created_at, summary=v.summary,
+                         publication=v.publication) for v in versions],
         count=len(versions),
     )
 

@@ -320,7 +320,8 @@ def get_route(plan_id: str, vehicle_id: str, store: StoreDep, principal: Princip
     re-planned says which version replaced it (``superseded_by``): the crew loads that one."""
     _, route = _route(store, plan_id, vehicle_id, principal)
     row = store.get(plan_id)
-    newest = store.versions(row.root)[-1].id if row is not None else plan_id
+    live = [v for v in store.versions(row.root) if v.publication == "published"] if row is not None else []
+    newest = live[-1].id if live else plan_id
     superseded_by = None if newest == plan_id else newest
     return RouteDetail.model_validate({"plan_id": plan_id, **dict(route), "superseded_by": superseded_by})
 

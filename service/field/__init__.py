@@ -7,8 +7,8 @@
 - ``carry``: what was not sampled today, as tomorrow's request;
 - ``schemas``: their wire models.
 
-The *current* version is the newest one that has routes. Routes (``service.api.field``) are thin
-over these.
+The *current* version is the newest published one that has routes (drafts: ``service.drafts``).
+Routes (``service.api.field``) are thin over these.
 """
 
 from service.field.carry import carry_over

@@ -53,6 +53,26 @@ class Chain:
     def latest(self) -> PlanRow:
         return self._rows[-1]
 
+    @property
+    def newest(self) -> PlanRow:
+        """The newest version that is not a discarded draft (:mod:`service.drafts`)."""
+        return next(row for row in reversed(self._rows) if row.publication != "discarded")
+
+    @property
+    def draft(self) -> PlanRow | None:
+        """The version waiting for the dispatcher to publish it, if any (without request and document)."""
+        return next((row for row in reversed(self._rows) if row.publication == "draft"), None)
+
+    @property
+    def _published(self) -> list[PlanRow]:
+        """Drafts and discarded versions left out: the crews and the ledger's checks never see them."""
+        return [row for row in self._rows if row.publication == "published"]
+
+    @property
+    def live(self) -> list[PlanRow]:
+        """The published versions, with their requests and documents."""
+        return [v for v in self.versions if v.publication == "published"]
+
     @cached_property
     def versions(self) -> list[PlanRow]:
         """Every version with its request and document."""
@@ -68,20 +88,21 @@ class Chain:
     def task_lists(self) -> list[Mapping[str, Any]]:
         """Each version's visits, bus stops and vehicles, first to last: what the ledger checks
         an entry against, read without the matrices and documents."""
-        if "requests" in self.__dict__:
+        published = self._published
+        if "requests" in self.__dict__ and len(published) == len(self._rows):
             return self.requests
-        parts = self._store.request_parts([row.id for row in self._rows], ("visits", "stops", "vehicles"))
-        return [parts[row.id] for row in self._rows if row.id in parts]
+        parts = self._store.request_parts([row.id for row in published], ("visits", "stops", "vehicles"))
+        return [parts[row.id] for row in published if row.id in parts]
 
     @property
     def current_id(self) -> str | None:
         """The id of :attr:`current`, read without its document."""
         # The store writes a version's summary with its document (Store.finish).
-        return next((row.id for row in reversed(self._rows) if row.summary is not None), None)
+        return next((row.id for row in reversed(self._published) if row.summary is not None), None)
 
     @cached_property
     def current(self) -> PlanRow | None:
-        """The newest version with routes (request and document loaded)."""
+        """The newest published version with routes (request and document loaded)."""
         current_id = self.current_id
         return next((self._loaded(row) for row in self._rows if row.id == current_id), None)
 

@@ -41,9 +41,13 @@ def replan(
     """Store the next version of ``row``'s plan, queued, and its entry in the ledger; returns it
     and its time limit. The caller submits it to the runner."""
     chain = load_chain(store, row, Ledger(store).events(row.root))
-    if chain.latest.id != row.id:
-        raise VersionConflict(f"plan {row.id} is version {row.version}; re-plan the newest, {chain.latest.id} "
-                              f"(version {chain.latest.version})")
+    draft = chain.draft  # drafts (service.drafts): not while one waits; the newest left aside if discarded
+    if draft is not None:
+        raise VersionConflict(f"plan {chain.root.id} has a draft, version {draft.version} ({draft.id}): publish it "
+                              "or discard it first")
+    if chain.newest.id != row.id:
+        raise VersionConflict(f"plan {row.id} is version {row.version}; re-plan the newest, {chain.newest.id} "
+                              f"(version {chain.newest.version})")
     current = chain.current
     if current is None or current.id != row.id or not row.status.is_final:
         raise VersionConflict(f"plan {row.id} is {row.status.value}: re-plan it when it has routes")
@@ -59,9 +63,11 @@ def replan(
     check_sizes(request, settings)
     limit = time_limit(request, settings)
     new = store.create(stored_request(request), name=request.name, time_limit_s=limit,
-                       visits=len(request.visits), vehicles=len(request.vehicles), parent=row)
-    Ledger(store).record(
-        row.root, new.id, outcome=SystemEntry.REPLANNED.value, actor=principal.actor,
+                       visits=len(request.visits), vehicles=len(request.vehicles), parent=row,
+                       publication="published" if body.publish else "draft")
+    Ledger(store).record(  # a draft's entry is recorded again as `replanned` when it is published
+        row.root, new.id, outcome=(SystemEntry.REPLANNED if body.publish else SystemEntry.DRAFTED).value,
+        actor=principal.actor,
         payload={"from_version": row.id, "to_version": new.id, "now_s": body.now,
                  "cancelled": list(body.cancelled), "added": [v.id for v in body.new_visits],
                  "dropped_vehicles": list(body.dropped_vehicles),
@@ -70,7 +76,7 @@ def replan(
                  "reassignment_cost": body.reassignment_cost},
     )
     out = ReplanOut(id=new.id, status=new.status.value, url=plan_url(new.id), version=new.version, parent_id=row.id,
-                    kept=rest.kept, retried=retried, not_retried=list(rest.not_retried))
+                    kept=rest.kept, retried=retried, not_retried=list(rest.not_retried), publication=new.publication)
     return out, limit
 
 
@@ -212,7 +218,7 @@ def rest_of_day_for(
     )
     if closed:
         rest = dataclasses.replace(rest, not_retried=(*rest.not_retried, *closed))
-    closed_set = set(closed)
+    closed_set = set(closed) | set(rest.not_retried)  # not_retried: rest_of_day could not fit them again
     return rest, request, [s for s in retry if s not in closed_set]
 
 

@@ -178,6 +178,11 @@ class ReplanIn(_In):
         "visits, then the positions (in the order given).",
     )
     options: OptionsIn = Field(default_factory=OptionsIn)
+    publish: bool = Field(
+        default=True,
+        description="Send the new version to the crews as soon as it is solved; false: a draft the dispatcher "
+        "compares and then publishes (POST /v1/plans/{id}/publish) or discards.",
+    )
 
 
 class ReplanOut(BaseModel):
@@ -189,6 +194,7 @@ class ReplanOut(BaseModel):
     kept: dict[str, list[str]] = Field(description="Per vehicle: steps done or in progress, which stay fixed.")
     retried: list[str]
     not_retried: list[str] = Field(description="not_home visits whose windows close before a retry could start.")
+    publication: str = Field(default="published", description="`published`, or `draft` when asked not to publish.")
 
 
 class VersionOut(BaseModel):
@@ -199,6 +205,7 @@ class VersionOut(BaseModel):
     url: str
     created_at: datetime
     summary: dict[str, Any] | None = None
+    publication: str = Field(default="published", description="`published`, `draft` or `discarded`.")
 
 
 class VersionList(BaseModel):

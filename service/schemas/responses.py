@@ -135,6 +135,12 @@ class PlanOut(BaseModel):
         default=None, description="When done; when cancelled, the best plan found before (if any)."
     )
     error: ErrorOut | None = None
+    version: int = Field(default=1, description="Its number among the plan's versions (1: as first posted).")
+    publication: str = Field(
+        default="published",
+        description="`published`: the crews' once it has routes; `draft`: a re-plan or hand edit waiting for "
+        "`POST /v1/plans/{id}/publish`; `discarded`.",
+    )
 
 
 class PlanSummaryOut(BaseModel):

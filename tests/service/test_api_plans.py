@@ -209,6 +209,8 @@ def test_openapi_has_stable_operation_ids_and_examples(sqlite_url: str, make_set
         "create_crew_link", "list_crew_links", "revoke_crew_link", "get_crew_day",
         # the dispatcher's console (issue 15): CSV upload, streets for the map
         "request_from_csv", "get_network_streets",
+        # draft versions: publish after the diff, discard, a hand edit saved as a version
+        "publish_version", "discard_version", "save_hand_edit",
         # integrators (issue 16): VROOM's JSON, callbacks' delivery log and signing secret
         "vroom_solve", "vroom_solve_v1", "list_callbacks", "get_callback_secret", "rotate_callback_secret",
         # city rounds (issue 17)

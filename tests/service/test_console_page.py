@@ -2,8 +2,10 @@
 screen (1280x800), against a real `doorstep serve` on the Helsinki network with the real solver: a
 dispatcher uploads data/'s CSVs with a bad row, fixes it, solves, sees every route on the map and
 the timeline and every unserved visit with its reason; outcomes recorded through the API appear;
-a vehicle dropped and the day re-planned shows what changed; a hand edit that makes a visit late
-shows the violation. Screenshots in both languages go to ``out/console/`` (``DOORSTEP_SCREENSHOTS``
+a vehicle dropped and the day re-planned makes a draft whose changes are shown before it is
+published to the crews; a stop dragged onto another vehicle is checked; a hand edit that makes a
+visit late shows the violation (in the page's language), is saved only as a flagged draft and
+cannot be published without accepting it. Screenshots in both languages go to ``out/console/`` (``DOORSTEP_SCREENSHOTS``
 to change).
 
 Skipped without /usr/bin/chromium, except in CI (``CI=true``), where `.ci/run` installs it.
@@ -33,6 +35,9 @@ SCREENSHOTS = Path(os.environ.get("DOORSTEP_SCREENSHOTS", ROOT / "out" / "consol
 DATA = ROOT / "data" / "helsinki-home-visits"
 # A household needing a skill no team has: always unserved, with its reason.
 EXPECTED_422 = "Failed to load resource: the server responded with a status of 422 (Unprocessable Entity)"
+# The solves' time limit: on a machine loaded far past its cores, VROOM may not answer in a few
+# seconds, and the plan comes back empty.
+SOLVE_S = os.environ.get("DOORSTEP_TEST_SOLVE_S", "3")
 NO_SKILL = "v-999,24.945,60.17,1,300,60,,,urgent,interpreter,needs an interpreter\n"
 
 
@@ -41,6 +46,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     running = Server(tmp_path_factory.mktemp("serve"), DOORSTEP_NETWORKS=json.dumps({"helsinki": "default"}),
                      DOORSTEP_DEFAULT_TIME_LIMIT_S="2")
     try:
+        running.warm_up()
         yield running
     finally:
         running.stop()
@@ -104,7 +110,7 @@ def test_a_dispatcher_plans_watches_replans_and_checks_a_hand_edit(server: Serve
 
         # one bad row: the error names its file, line and column, and nothing is solved
         upload(page, visits.replace("60.1697413", "sixty", 1))
-        page.fill("#time-limit", "2")
+        page.fill("#time-limit", SOLVE_S)
         page.fill("#makespan-weight", "0.5")
         page.locator("[data-action=solve]").click()
         errors = page.get_by_test_id("upload-errors")
@@ -190,16 +196,19 @@ def test_a_dispatcher_plans_watches_replans_and_checks_a_hand_edit(server: Serve
         diff = page.get_by_test_id("diff")
         expect(diff).to_contain_text("version 1 → 2", timeout=90_000)
         versions = server.http.get(f"/v1/plans/{plan['id']}/versions").json()["data"]
-        assert [v["status"] for v in versions] == ["done", "done"]
+        assert [(v["status"], v["publication"]) for v in versions] == [("done", "published"), ("done", "draft")]
+        expect(diff.get_by_test_id("draft-actions")).to_contain_text("the crews still have version 1")
+        expect(page.get_by_test_id("draft-badge")).to_be_visible()
         compared = server.http.get(f"/v1/plans/{plan['id']}/compare/{versions[1]['id']}").json()
         gone = {m["id"] for m in compared["moved"] if m["from_vehicle"] == dropped["vehicle_id"]}
         gone |= {m["id"] for m in compared["removed"]}
         assert set(visit_ids(dropped)) <= gone  # each of its visits went to another team, or off the routes
         assert [a["id"] for a in compared["added"]] == ["urgent-1"]
         expect(diff.locator("li.added")).to_contain_text("urgent-1: new, on")
-        [replanned] = [e["payload"] for e in server.events(plan["id"]) if e["outcome"] == "replanned"]
+        [replanned] = [e["payload"] for e in server.events(plan["id"]) if e["outcome"] == "drafted"]
         not_home = visit_ids(busiest)[2]  # not at home at 09:00: tried again, or said why not
-        if not_home in replanned["retried"]:
+        # (the API's `retried` also lists a door rest_of_day then could not retry: it is in `not_retried` too)
+        if not_home in replanned["retried"] and not_home not in replanned["not_retried"]:
             expect(diff.get_by_test_id("retried")).to_contain_text(not_home)
         else:
             assert not_home in replanned["not_retried"], replanned
@@ -210,9 +219,25 @@ def test_a_dispatcher_plans_watches_replans_and_checks_a_hand_edit(server: Serve
         for step in visit_ids(busiest)[:2]:  # done: off the new version's routes, said so with the outcome
             expect(diff.locator("li.removed", has_text=step)).to_contain_text("Done")
         save(page, "console-en-replanned")
+        assert server.http.get(f"/v1/plans/{plan['id']}/progress").json()["current_version"] == plan["id"]
+        diff.locator("[data-action=publish]").click()
+        expect(page.get_by_test_id("message")).to_contain_text("Version 2 is published")
+        expect(page.get_by_test_id("draft-badge")).to_have_count(0)
+        assert server.http.get(f"/v1/plans/{plan['id']}/progress").json()["current_version"] == versions[1]["id"]
+
+        # a stop dragged onto the one before it in the list: moved there, checked by plan mode
+        new = server.http.get(f"/v1/plans/{versions[1]['id']}").json()
+        busiest_now = max(used(new), key=lambda r: len(visit_ids(r)))
+        page.locator(f'[data-testid=vehicles] tr[data-vehicle="{busiest_now["vehicle_id"]}"]').click()
+        order = visit_ids(busiest_now)
+        listed = page.get_by_test_id("stop-list")
+        listed.locator(f'li[data-step="{order[-2]}"]').scroll_into_view_if_needed()
+        listed.locator(f'li[data-step="{order[-1]}"]').drag_to(listed.locator(f'li[data-step="{order[-2]}"]'))
+        expect(page.get_by_test_id("edit-result")).to_be_visible()
+        expect(listed.locator("li").nth(len(order) - 2)).to_have_attribute("data-step", order[-1])
+        page.locator("[data-action=discard-edit]").click()
 
         # a hand edit that makes a visit late: the violation is shown, and it cannot be saved
-        new = server.http.get(f"/v1/plans/{versions[1]['id']}").json()
         longest = max(used(new), key=lambda r: r["steps"][-1]["arrival_s"])
         early = sorted((s for r in used(new) for s in r["steps"] if s["kind"] == "visit" and s["time_windows"]
                         and s["time_windows"][-1]["end_s"] < longest["steps"][-2]["start_s"] - 1800),
@@ -225,10 +250,17 @@ def test_a_dispatcher_plans_watches_replans_and_checks_a_hand_edit(server: Serve
         edit.locator("[data-action=evaluate]").click()
         result = page.get_by_test_id("edit-result")
         expect(result).to_contain_text("Not feasible")
-        expect(result.locator("li[data-kind=late]").first).to_contain_text(early[0]["id"])
-        expect(result).to_contain_text("It cannot be saved")
+        expect(result.locator("li[data-kind=late]").first).to_contain_text(f"{early[0]['id']} is reached at")
+        expect(result).to_contain_text("It cannot be saved as feasible")
         expect(page.locator(f'#timeline rect.late[data-step="{early[0]["id"]}"]')).to_have_count(1)
         save(page, "console-en-hand-edit")
+        # saved, it is a draft flagged with its violation, which cannot go out unless accepted
+        result.locator("[data-action=save-edit]").click()
+        actions = page.get_by_test_id("draft-actions")
+        expect(actions.locator("li[data-kind=late]")).to_contain_text(early[0]["id"], timeout=30_000)
+        expect(actions.locator("[data-action=publish]")).to_be_disabled()
+        drafted = server.http.get(f"/v1/plans/{plan['id']}/versions").json()["data"][-1]
+        assert drafted["version"] == 3 and drafted["publication"] == "draft"
 
         # hand-over: a crew link and its QR code
         handover = page.get_by_test_id("handover")
@@ -239,10 +271,14 @@ def test_a_dispatcher_plans_watches_replans_and_checks_a_hand_edit(server: Serve
         # the other language: every string from its strings file
         page.locator("#lang").click()
         expect(page.get_by_test_id("replan").locator("h2")).to_have_text("重新安排今天剩余的任务")
-        expect(page.get_by_test_id("diff")).to_contain_text("第 1 版 → 第 2 版")
+        expect(page.get_by_test_id("diff")).to_contain_text("第 2 版 → 第 3 版")
         expect(page.get_by_test_id("unserved").locator("li[data-visit=v-999]")).to_contain_text("没有具备技能的车辆/小组")
+        expect(page.get_by_test_id("draft-actions").locator("li[data-kind=late]")).to_contain_text("晚于时间窗")
         page.get_by_test_id("map").scroll_into_view_if_needed()
         save(page, "console-zh-hand-edit")
+        page.locator("[data-action=discard-draft]").click()  # the crews keep version 2
+        expect(page.get_by_test_id("message")).to_contain_text("第 2 版")
+        assert server.http.get(f"/v1/plans/{plan['id']}/versions").json()["data"][-1]["publication"] == "discarded"
     finally:
         desk.close()
     # no JavaScript error; the one console line is the browser's own for the bad upload's 422

@@ -2,7 +2,7 @@
 idempotency keys
 
 Revision ID: 0005
-Revises: 0003
+Revises: 0004
 Create Date: 2026-12-02
 """
 
@@ -17,7 +17,7 @@ from service.store import JSONType, UTCDateTime
 
 revision: str = "0005"
 # Written beside another branch's 0004: re-chained onto it when both are merged.
-down_revision: str | Sequence[str] | None = "0003"
+down_revision: str | Sequence[str] | None = "0004"  # after the draft versions (0004)
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -4,11 +4,13 @@
 // Thin over the public API, as any integrator's client with a dispatcher key: POST
 // /v1/requests/from-csv, POST/GET/DELETE /v1/plans, GET /v1/networks/{name}/streets, GET
 // .../progress and .../events, POST .../replan, GET .../compare/{other}, POST /v1/evaluate, POST
-// .../crew-links. The page can do nothing the API cannot.
+// .../crew-links, POST .../versions (a hand edit saved as a draft), POST .../publish and .../discard.
+// The page can do nothing the API cannot.
 import * as L from "/static/vendor/leaflet/leaflet-src.esm.js";
 import { Api, ApiError, describe } from "/static/shared/api.js";
 import { h } from "/static/shared/dom.js";
 import { I18n, LANGUAGES } from "/static/shared/i18n.js";
+import { violationText } from "/static/console/violations.js";
 
 const STORED_KEY = "doorstep.console.key";
 const SOLVE_POLL_MS = 500;
@@ -323,7 +325,9 @@ async function refreshLive() {
     state.api.get(`/v1/plans/${state.rootId}/events`),
     state.api.get(`/v1/plans/${state.rootId}/progress`),
   ]);
-  const same = (a, b) => JSON.stringify({ ...a, at_s: 0, at: "" }) === JSON.stringify({ ...b, at_s: 0, at: "" });
+  // what moves with the clock alone (how far behind) redraws nothing: a redraw closes popups and ends drags
+  const still = (p) => JSON.stringify({ ...p, at_s: 0, at: "", vehicles: p.vehicles.map((v) => ({ ...v, behind_s: 0 })) });
+  const same = (a, b) => still(a) === still(b);
   const changed = JSON.stringify(events.data.data) !== JSON.stringify(state.events)
     || !state.progress || !same(progress.data, state.progress); // not redrawn (popups closed) for the clock alone
   state.events = events.data.data;
@@ -335,7 +339,7 @@ function startLive() {
   if (state.livePoll) clearInterval(state.livePoll);
   state.livePoll = setInterval(async () => {
     try {
-      if (await refreshLive()) renderLive();
+      if (await refreshLive() && !state.dragging) renderLive();
     } catch (error) {
       // the next round tries again; a refused key is said once
       if (error instanceof ApiError && error.status === 401) say(t("console.key_refused", { detail: describe(error) }), "problem");
@@ -349,7 +353,10 @@ async function replan(event) {
   event.preventDefault();
   const form = event.target;
   const dropped = [...form.querySelectorAll("input[name=dropped]:checked")].map((x) => x.value);
-  const body = { now: form.now.value || nowClock(), dropped_vehicles: dropped, retry_not_home: form.retry.checked };
+  // A draft: the crews get it only when the dispatcher publishes it, after the diff.
+  const body = { now: form.now.value || nowClock(), dropped_vehicles: dropped, retry_not_home: form.retry.checked,
+    publish: false };
+  if (form.new_vehicle_id.value) body.joined_vehicles = [joiningVehicle(form, body.now)];
   if (form.urgent_id.value) {
     body.new_visits = [{
       id: form.urgent_id.value, location: [Number(form.urgent_lon.value), Number(form.urgent_lat.value)],
@@ -370,44 +377,135 @@ async function replan(event) {
   state.solving = { id: created.data.id, limit: (body.options || {}).time_limit_s || 10, started: Date.now() };
   renderSide();
   const after = await followSolve(created.data.id);
-  if (after && after.status !== "failed") {
-    const compared = await call(state.api.get(`/v1/plans/${before.id}/compare/${after.id}`));
-    state.diff = { ...compared.data, replan: created.data };
-    renderSide();
-    document.querySelector("[data-testid=diff]").scrollIntoView();
+  if (after && after.status !== "failed") await showDiff(before.id, after.id, { replan: created.data });
+}
+
+// A vehicle joining the rest of the day, from the re-plan form: it starts now at a depot.
+function joiningVehicle(form, now) {
+  const capacity = {};
+  for (const part of form.new_vehicle_capacity.value.split(/[\s,;]+/).filter(Boolean)) {
+    const [dim, amount] = part.split("=");
+    if (dim && amount !== undefined) capacity[dim.trim()] = Number(amount);
   }
+  const profile = form.new_vehicle_profile.value;
+  return { id: form.new_vehicle_id.value.trim(), profile, start_depot: form.new_vehicle_depot.value,
+    shift: { start: now, end: form.new_vehicle_until.value || "16:00" }, capacity };
+}
+
+// What a draft changes against the crews' version, with the buttons to publish or discard it.
+async function showDiff(fromId, toId, extra) {
+  const compared = await call(state.api.get(`/v1/plans/${fromId}/compare/${toId}`));
+  state.diff = { ...compared.data, replan: null, edit: false, ...extra };
+  renderSide();
+  document.querySelector("[data-testid=diff]").scrollIntoView();
+}
+
+async function publish() {
+  const accept = document.querySelector("[data-testid=diff] input[name=accept]");
+  const body = { accept_violations: Boolean(accept && accept.checked) };
+  await call(state.api.post(`/v1/plans/${state.plan.id}/publish`, body));
+  const { data } = await call(state.api.get(`/v1/plans/${state.plan.id}`));
+  state.diff = { ...state.diff, published: true };
+  await show(data);
+  say(t("console.published", { version: data.version }), "good");
+}
+
+async function discardDraft() {
+  await call(state.api.post(`/v1/plans/${state.plan.id}/discard`));
+  const back = state.diff ? state.diff.from_id : publishedId();
+  state.diff = null;
+  state.edit = null;
+  await openPlan(back);
+  say(t("console.discarded", { version: state.plan.version }), "");
+}
+
+// The newest version the crews have.
+function publishedId() {
+  const live = (state.versions || []).filter((v) => v.publication === "published" && v.status !== "failed");
+  return live.length ? live[live.length - 1].id : state.rootId;
 }
 
 // -- hand edits (plan mode) ------------------------------------------------------------------------
 
+// The routes being edited: the last hand edit's when there is one (moves add up), else the version's.
 function currentOrder() {
   const order = {};
-  for (const route of (document_() || {}).routes || []) {
+  for (const route of (shownDocument() || {}).routes || []) {
     order[route.vehicle_id] = route.steps.filter((x) => TASKS.has(x.kind) || x.kind === "break").map((x) => x.id);
   }
   return order;
 }
 
+const shownDocument = () => (state.edit && state.edit.plan ? state.edit.plan : document_());
+
 async function checkEdit(event) {
   event.preventDefault();
   const form = event.target;
-  const visit = form.visit.value;
-  const vehicle = form.vehicle.value;
+  await move(form.visit.value, form.vehicle.value, form.position.value);
+}
+
+// Moves ``visit`` to ``vehicle`` at ``position`` (1-based; empty: last) and has plan mode check it.
+async function move(visit, vehicle, positionText) {
   const order = currentOrder();
   for (const ids of Object.values(order)) {
     const at = ids.indexOf(visit);
     if (at >= 0) ids.splice(at, 1);
   }
   const target = order[vehicle] || (order[vehicle] = []);
-  const position = Math.max(1, Math.min(Number(form.position.value || target.length + 1), target.length + 1));
-  target.splice(position - 1, 0, visit);
+  // positions count the doors and stops the dispatcher sees, not breaks
+  const tasks = target.filter((id) => !isBreak(vehicle, id));
+  const wanted = Math.max(1, Math.min(Number(positionText || tasks.length + 1), tasks.length + 1));
+  const before = tasks[wanted - 1];
+  target.splice(before === undefined ? target.length : target.indexOf(before), 0, visit);
   try {
     const { data } = await state.api.post("/v1/evaluate", { plan_id: state.plan.id, routes: order });
-    state.edit = { ...data, visit, vehicle, position };
+    state.edit = { ...data, visit, vehicle, position: wanted, routes: order };
   } catch (error) {
     state.edit = { error: describe(error) };
   }
   renderAll();
+}
+
+function isBreak(vehicleId, id) {
+  const route = ((shownDocument() || {}).routes || []).find((r) => r.vehicle_id === vehicleId);
+  return Boolean(route && route.steps.some((x) => x.id === id && x.kind === "break"));
+}
+
+async function saveEdit(button) {
+  button.disabled = true;
+  button.textContent = t("console.edit_saving");
+  const base = state.plan;
+  try {
+    const saved = await call(state.api.post(`/v1/plans/${base.id}/versions`, { routes: state.edit.routes }));
+    const { data } = await call(state.api.get(`/v1/plans/${saved.data.id}`));
+    const from = base.publication === "draft" ? publishedId() : base.id;
+    state.edit = null;
+    await show(data);
+    await showDiff(from, data.id, { edit: true });
+  } catch {
+    button.disabled = false;
+  }
+}
+
+// Drag and drop: a stop of the list onto another place in the list, or onto a vehicle's row.
+const DRAGGED = "application/x-doorstep-step";
+function draggable(stepId) {
+  // while a stop is dragged the live refresh leaves the lists alone (a replaced element ends the drag)
+  return { draggable: "true", ondragend: () => { state.dragging = false; },
+    ondragstart: (event) => { state.dragging = true; event.dataTransfer.setData(DRAGGED, stepId); event.dataTransfer.effectAllowed = "move"; } };
+}
+function dropTarget(vehicleId, position) {
+  return {
+    ondragover: (event) => { if (event.dataTransfer.types.includes(DRAGGED)) { event.preventDefault(); event.currentTarget.classList.add("drop"); } },
+    ondragleave: (event) => event.currentTarget.classList.remove("drop"),
+    ondrop: (event) => {
+      event.preventDefault();
+      state.dragging = false;
+      event.currentTarget.classList.remove("drop");
+      const stepId = event.dataTransfer.getData(DRAGGED);
+      if (stepId) move(stepId, vehicleId, position);
+    },
+  };
 }
 
 // -- hand-over -------------------------------------------------------------------------------------
@@ -540,7 +638,8 @@ function summarySection(doc) {
   const p = state.progress;
   const version = (state.versions || []).find((v) => v.id === state.plan.id);
   return h("section", { "data-testid": "summary" },
-    h("h2", {}, t("console.routes_title", { version: version ? version.version : 1 })),
+    h("h2", {}, t("console.routes_title", { version: state.plan.version || (version ? version.version : 1) }),
+      state.plan.publication === "draft" ? h("span", { class: "draft-badge", "data-testid": "draft-badge" }, t("console.draft_badge")) : null),
     h("p", { class: "small" }, t("console.summary", {
       visits: doc.summary.visits_assigned, unassigned: doc.unassigned.length,
       vehicles: routes().length, km: Math.round((doc.summary.distance_m || 0) / 100) / 10,
@@ -553,7 +652,7 @@ function summarySection(doc) {
       h("tbody", {}, routes().map((r) => {
         const v = byVehicle[r.vehicle_id] || {};
         return h("tr", { "data-vehicle": r.vehicle_id, class: r.vehicle_id === state.vehicle ? "chosen" : null,
-          onclick: () => { state.vehicle = r.vehicle_id; renderLive(); } },
+          onclick: () => { state.vehicle = r.vehicle_id; renderLive(); }, ...dropTarget(r.vehicle_id, "") },
           h("td", {}, h("span", { class: `swatch c${colourOf(r.vehicle_id)}` }), r.vehicle_id),
           h("td", { class: "num" }, r.steps.filter((x) => TASKS.has(x.kind)).length),
           h("td", {}, `${r.start}–${r.end}`),
@@ -565,16 +664,20 @@ function summarySection(doc) {
 
 // The chosen vehicle's stops in order, with their outcomes (the crew's list, as the dispatcher sees it).
 function stopListSection(doc) {
-  const route = routes().find((r) => r.vehicle_id === state.vehicle) || routes()[0];
+  const shown = shownDocument() || doc;
+  const listed = shown.routes.filter((r) => r.steps.some((x) => TASKS.has(x.kind)));
+  const route = listed.find((r) => r.vehicle_id === state.vehicle) || routes().find((r) => r.vehicle_id === state.vehicle)
+    || listed[0];
   if (!route) return h("section", { "data-testid": "stop-list" });
   const done = outcomes();
-  const late = violationsByStep(doc);
+  const late = violationsByStep(shown);
   const behind = overdue();
   const tasks = route.steps.filter((x) => TASKS.has(x.kind));
   return h("section", { "data-testid": "stop-list", "data-vehicle": route.vehicle_id },
     h("h2", {}, h("span", { class: `swatch c${colourOf(route.vehicle_id)}` }), t("console.stop_list", { vehicle: route.vehicle_id })),
-    h("ol", { class: "stops" }, tasks.map((step) => h("li", { "data-step": step.id, class: step.id === state.selected ? "chosen" : null,
-      onclick: () => select(step.id) },
+    h("p", { class: "small" }, t("console.edit_hint")),
+    h("ol", { class: "stops" }, tasks.map((step, i) => h("li", { "data-step": step.id, class: step.id === state.selected ? "chosen" : null,
+      onclick: () => select(step.id), ...draggable(step.id), ...dropTarget(route.vehicle_id, String(i + 1)) },
       h("span", { class: "time" }, step.start), " ", h("b", {}, step.id), step.address ? ` · ${step.address}` : "",
       done[step.id] ? h("span", { class: `badge o-${done[step.id]}` }, t(`outcome.${done[step.id]}`)) : null,
       late[step.id] ? h("span", { class: "badge late" }, t("console.late")) : null,
@@ -625,26 +728,56 @@ function detailSection(doc) {
   return h("section", { "data-testid": "stop-detail" },
     h("h2", {}, state.selected),
     h("dl", { class: "detail" }, rows.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)])),
-    violations.map((v) => h("p", { class: "violation" }, v.message)));
+    violations.map((v) => h("p", { class: "violation", title: v.message }, violationText(t, v, doc))));
 }
 
 function diffSection() {
   const d = state.diff;
+  const removed = (m) => h("li", { class: "removed" }, t("console.diff_removed", { id: m.id, outcome: m.outcome ? t(`outcome.${m.outcome}`) : "–" }));
+  // doors recorded since (done, refused...) leave the rest of the day by design: listed apart, folded
+  const recorded = d.removed.filter((m) => m.outcome);
   const items = [
     ...d.moved.map((m) => h("li", { class: "moved" }, t("console.diff_moved", { id: m.id, from: m.from_vehicle, to: m.to_vehicle }))),
     ...d.added.map((m) => h("li", { class: "added" }, t("console.diff_added", { id: m.id, vehicle: m.vehicle_id }))),
-    ...d.removed.map((m) => h("li", { class: "removed" }, t("console.diff_removed", { id: m.id, outcome: m.outcome ? t(`outcome.${m.outcome}`) : "–" }))),
+    ...d.removed.filter((m) => !m.outcome).map(removed),
   ];
+  // a door the re-plan could not fit again is not "tried again", whatever the first list says
+  const notRetried = new Set(d.replan ? d.replan.not_retried : []);
+  const retried = d.replan ? d.replan.retried.filter((id) => !notRetried.has(id)) : [];
   return h("section", { "data-testid": "diff" },
     h("h2", {}, t("console.diff_title", { from: d.from_version, to: d.to_version })),
     h("p", {}, t("console.diff_summary", { moved: d.moved.length, added: d.added.length, removed: d.removed.length, eta: d.eta_changes.length })),
     h("ul", { class: "plain diff" }, items.length ? items : h("li", {}, t("console.diff_none"))),
-    d.replan.retried.length ? h("p", { "data-testid": "retried" }, t("console.retried", { ids: d.replan.retried.join(", ") })) : null,
-    d.replan.not_retried.length ? h("p", { class: "violation", "data-testid": "not-retried" },
-      t("console.not_retried", { ids: d.replan.not_retried.join(", ") })) : null,
+    recorded.length ? h("details", { class: "recorded" }, h("summary", {}, t("console.diff_recorded_title", { n: recorded.length })),
+      h("ul", { class: "plain diff" }, recorded.map(removed))) : null,
+    d.edit ? h("p", { class: "small" }, t("console.hand_edit_diff")) : null,
+    retried.length ? h("p", { "data-testid": "retried" }, t("console.retried", { ids: retried.join(", ") })) : null,
+    notRetried.size ? h("p", { class: "violation", "data-testid": "not-retried" },
+      t("console.not_retried", { ids: [...notRetried].join(", ") })) : null,
     d.eta_changes.length ? h("details", { class: "eta" }, h("summary", {}, t("console.diff_eta_title", { n: d.eta_changes.length })),
       h("ul", { class: "plain" }, d.eta_changes.map((m) => h("li", {}, t("console.diff_eta", { id: m.id, from: m.from, to: m.to }))))) : null,
-    h("p", { class: "small" }, t("console.diff_published")));
+    draftActions(d));
+}
+
+function draftActions(d) {
+  const plan = state.plan;
+  if (!plan || plan.id !== d.to_id || plan.publication !== "draft") {
+    return d.published ? h("p", { class: "small feasible" }, t("console.published", { version: d.to_version })) : null;
+  }
+  const broken = ((plan.plan || {}).violations || []);
+  const current = (state.versions || []).find((v) => v.id === d.from_id);
+  return h("div", { "data-testid": "draft-actions" },
+    h("p", { class: "notice" }, t("console.draft_notice", { version: d.to_version, current: current ? current.version : d.from_version })),
+    broken.length ? h("ul", { class: "plain" }, broken.map((v) => h("li", { class: "violation", "data-kind": v.kind, title: v.message },
+      violationText(t, v, plan.plan)))) : null,
+    // a version breaking rules goes out only when the dispatcher says so, knowingly
+    broken.length ? h("label", { class: "inline" }, h("input", { type: "checkbox", name: "accept",
+      onchange: (event) => { document.querySelector("[data-action=publish]").disabled = !event.target.checked; } }),
+      t("console.accept_violations", { n: broken.length })) : null,
+    h("div", { class: "buttons" },
+      h("button", { type: "button", class: "primary", "data-action": "publish", disabled: broken.length ? true : null,
+        onclick: () => publish() }, t("console.publish")),
+      h("button", { type: "button", "data-action": "discard-draft", onclick: () => discardDraft() }, t("console.discard_draft"))));
 }
 
 function replanSection(doc) {
@@ -665,8 +798,34 @@ function replanSection(doc) {
         h("input", { name: "urgent_lat", placeholder: "lat" }),
         h("button", { type: "button", onclick: () => { state.pickOnMap = true; say(t("console.pick_hint")); } }, t("console.pick"))),
       h("input", { name: "urgent_address", placeholder: t("console.address") }),
+      joiningSection(doc),
       h("div", { class: "buttons" }, h("button", { class: "primary", type: "submit", "data-action": "replan",
         disabled: state.solving ? true : null }, t("console.replan")))));
+}
+
+// The re-plan form's joining vehicle: from one of the plan's depots, carrying as much as the fullest
+// vehicle of the plan did (the dispatcher corrects it).
+function joiningSection(doc) {
+  const depots = new Set();
+  const most = {};
+  for (const route of doc.routes) {
+    for (const step of route.steps) {
+      if ((step.kind === "start" || step.kind === "end") && !String(step.id).startsWith("at:")) depots.add(step.id);
+      for (const [dim, amount] of Object.entries(step.load || {})) most[dim] = Math.max(most[dim] || 0, amount);
+    }
+  }
+  return h("div", { "data-testid": "joining" },
+    h("div", { class: "small" }, t("console.add_vehicle")),
+    h("div", { class: "row" },
+      h("input", { name: "new_vehicle_id", placeholder: t("console.new_vehicle_id") }),
+      h("select", { name: "new_vehicle_profile" }, h("option", { value: "walk" }, t("console.new_vehicle_walk")),
+        h("option", { value: "drive" }, t("console.new_vehicle_drive")))),
+    h("div", { class: "row" },
+      h("label", {}, t("console.new_vehicle_depot"), h("select", { name: "new_vehicle_depot" },
+        [...depots].map((id) => h("option", { value: id }, id)))),
+      h("label", {}, t("console.new_vehicle_until"), h("input", { name: "new_vehicle_until", value: "16:00", pattern: "\\d{1,2}:\\d{2}" })),
+      h("label", {}, t("console.new_vehicle_capacity"), h("input", { name: "new_vehicle_capacity",
+        value: Object.entries(most).map(([dim, amount]) => `${dim}=${amount}`).join(" ") }))));
 }
 
 function editSection(doc) {
@@ -679,12 +838,15 @@ function editSection(doc) {
     result = h("div", { "data-testid": "edit-result" },
       e.feasible ? h("p", { class: "feasible" }, t("console.edit_feasible", { cost: Math.round(e.cost) }))
         : h("p", { class: "violation" }, t("console.edit_infeasible")),
-      h("ul", { class: "plain" }, e.plan.violations.map((v) => h("li", { class: "violation", "data-kind": v.kind },
-        `${t(`violation.${v.kind}`)}: ${v.message}`))),
+      h("ul", { class: "plain" }, e.plan.violations.map((v) => h("li", { class: "violation", "data-kind": v.kind, title: v.message },
+        `${t(`violation.${v.kind}`)}: ${violationText(t, v, e.plan)}`))),
       e.missing.length ? h("p", { class: "small" }, t("console.edit_missing", { ids: e.missing.join(", ") })) : null,
       h("p", { class: "small" }, e.feasible ? t("console.edit_apply_hint") : t("console.edit_not_savable")),
-      h("div", { class: "buttons" }, h("button", { type: "button", "data-action": "discard-edit",
-        onclick: () => { state.edit = null; renderAll(); } }, t("console.edit_discard"))));
+      h("div", { class: "buttons" },
+        h("button", { type: "button", class: e.feasible ? "primary" : null, "data-action": "save-edit",
+          onclick: (event) => saveEdit(event.currentTarget) }, t("console.edit_save")),
+        h("button", { type: "button", "data-action": "discard-edit",
+          onclick: () => { state.edit = null; renderAll(); } }, t("console.edit_discard"))));
   }
   return h("section", { "data-testid": "edit" },
     h("h2", {}, t("console.edit_title")),
@@ -909,7 +1071,7 @@ function renderTimeline() {
     const [start, end] = spans[index];
     group.append(s("rect", { x: x(start), y: y + 9, width: Math.max(1, x(end) - x(start)), height: 4, fill: "#eee" }));
     const routeViolations = violations[`route:${route.vehicle_id}`];
-    if (routeViolations) group.append(s("title", {}, routeViolations.map((v) => v.message).join("\n")));
+    if (routeViolations) group.append(s("title", {}, routeViolations.map((v) => violationText(t, v, shown)).join("\n")));
     let previous = null;
     for (const step of route.steps) {
       if (previous && step.arrival_s > previous.departure_s) {
@@ -931,7 +1093,7 @@ function renderTimeline() {
           onclick: () => select(step.id) },
         s("title", {}, [`${step.id} ${step.start}–${step.departure}`, outcome ? t(`outcome.${outcome}`) : "",
           step.oldest_sample_age_s != null ? `${t("console.sample_age")}: ${Math.round(step.oldest_sample_age_s / 60)} min` : "",
-          ...(bad || []).map((v) => v.message)].filter(Boolean).join("\n")));
+          ...(bad || []).map((v) => violationText(t, v, shown))].filter(Boolean).join("\n")));
         group.append(rect);
         if (outcome) {
           const mark = { done: "✓", not_home: "⌂", refused: "✗", unreachable: "?", skipped: "–", arrived: "•" }[outcome] || "";
