@@ -33,6 +33,7 @@ from service.api.deps import (
     plan_of,
 )
 from service.api.errors import unprocessable
+from service.api.links import plan_links
 from service.auth import Principal
 from service.config import Settings
 from service.jobs import JobRunner
@@ -137,7 +138,9 @@ def _route(store: Store, plan_id: str, vehicle_id: str, principal: Principal) ->
     status_code=status.HTTP_202_ACCEPTED,
     response_model=PlanCreated,
     responses={
-        200: {"model": PlanOut, "description": "With `?wait=true`: the solve finished in time."},
+        200: {"model": PlanOut, "description": "With `?wait=true`: the solve finished in time.",
+              "links": plan_links(with_routes=True)},
+        202: {"links": plan_links(with_routes=True)},
         **INVALID,
         **TOO_LARGE,
         **AUTH,

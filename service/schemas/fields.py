@@ -71,6 +71,12 @@ def _check_lon_lat(value: tuple[float, float]) -> tuple[float, float]:
 LonLat = Annotated[
     tuple[float, float],
     AfterValidator(_check_lon_lat),
+    # The bounds are documented as the check applies them (its messages say more than a bare range).
+    WithJsonSchema({
+        "type": "array", "minItems": 2, "maxItems": 2,
+        "prefixItems": [{"type": "number", "minimum": -180, "maximum": 180},
+                        {"type": "number", "minimum": -90, "maximum": 90}],
+    }),
     Field(description="[lon, lat] in WGS84 degrees.", examples=[[24.9384, 60.1699]]),
 ]
 
