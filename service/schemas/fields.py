@@ -89,6 +89,8 @@ def _parse_priority(value: Any) -> Priority:
         return value
     if isinstance(value, str) and value.strip().upper() in Priority.__members__:
         return Priority[value.strip().upper()]
+    if isinstance(value, float) and value.is_integer():  # 2.0 is the integer 2 to JSON Schema
+        value = int(value)
     if isinstance(value, int) and not isinstance(value, bool) and value in {p.value for p in Priority}:
         return Priority(value)
     names = ", ".join(p.name.lower() for p in Priority)

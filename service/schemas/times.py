@@ -15,10 +15,14 @@ from pydantic import BeforeValidator, WithJsonSchema
 from routing.model import HORIZON_S, format_clock
 from service.schemas.fields import _In
 
-# The documented pattern is the gate (ECMA-262 syntax, as JSON Schema has it; ASCII here so
-# nothing passes that the pattern refuses): hours 0-999 (the 7-day horizon, 168:00, is checked
-# after), or 0-23 with a day count ("05:00+1d"); blanks around are allowed.
-CLOCK_PATTERN = r"^\s*(\d{1,3}:[0-5]\d(:[0-5]\d)?|([01]?\d|2[0-3]):[0-5]\d(:[0-5]\d)?\+[1-7]d)\s*$"
+# The documented pattern is the check (ECMA-262 syntax, as JSON Schema has it; ASCII here so
+# nothing passes that the pattern refuses): up to the 7-day horizon, 168:00, with hours past 24
+# ("29:00"), or hours 0-23 and a day count ("05:00+1d"); blanks around are allowed.
+_MM_SS = r":[0-5]\d(:[0-5]\d)?"
+CLOCK_PATTERN = (
+    rf"^\s*((0?\d{{1,2}}|1[0-5]\d|16[0-7]){_MM_SS}|168:00(:00)?"
+    rf"|([01]?\d|2[0-3]){_MM_SS}\+[1-6]d|0?0:00(:00)?\+7d)\s*$"
+)
 _CLOCK_RE = re.compile(CLOCK_PATTERN, re.ASCII)
 _PARTS_RE = re.compile(r"(\d+):(\d\d)(?::(\d\d))?(?:\+(\d)d)?", re.ASCII)
 

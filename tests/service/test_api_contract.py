@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from routing.model import TimeWindow, format_clock
+from routing.model import Priority, TimeWindow, format_clock
 from service.config import Settings
 from service.main import create_app
-from service.schemas import parse_time
+from service.schemas import VisitIn, parse_time
 from tests.service.conftest import FAKES, small_request, wait_for
 
 
@@ -39,13 +39,16 @@ def night_request() -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("text", "seconds"),
     [("08:00", 28_800), ("29:00", 104_400), ("05:00+1d", 104_400), ("29:00:30", 104_430),
-     ("05:00:30+1d", 104_430), (" 07:30 ", 27_000), ("168:00", 604_800), (104_400, 104_400)],
+     ("05:00:30+1d", 104_430), (" 07:30 ", 27_000), ("168:00", 604_800), ("00:00+7d", 604_800),
+     (104_400, 104_400), (104_400.0, 104_400)],
 )
-def test_both_clock_formats_are_read(text: str | int, seconds: int) -> None:
+def test_both_clock_formats_are_read(text: str | float, seconds: int) -> None:
     assert parse_time(text) == seconds
 
 
-@pytest.mark.parametrize("text", ["24:00+1d", "05:00+8d", "169:00", "5:0", "05:60", "٠٥:00", "05:00 +1d"])
+@pytest.mark.parametrize(
+    "text", ["24:00+1d", "05:00+8d", "01:00+7d", "168:01", "169:00", "5:0", "05:60", "٠٥:00", "05:00 +1d"]
+)
 def test_a_clock_outside_the_documented_pattern_or_horizon_is_a_422_naming_the_field(
     client: TestClient, text: str
 ) -> None:
@@ -128,3 +131,18 @@ def test_a_replan_that_waits_documents_its_200(client: TestClient) -> None:
     assert responses["202"]["links"]["GetPlan"] == {
         "operationId": "get_plan", "parameters": {"plan_id": "$response.body#/id"},
         "description": responses["202"]["links"]["GetPlan"]["description"]}
+
+
+@pytest.mark.parametrize(("priority", "name"), [(2.0, "quarantine"), (3, "urgent"), ("vulnerable", "vulnerable")])
+def test_a_priority_is_read_as_its_schema_allows_it(priority: object, name: str) -> None:
+    visit = VisitIn.model_validate({"id": "v", "location": [24.9, 60.1], "priority": priority})
+    assert visit.priority is Priority[name.upper()]
+
+
+def test_a_location_documents_the_bounds_it_is_checked_against(client: TestClient) -> None:
+    document = client.get("/openapi.json").json()
+    location = document["components"]["schemas"]["DepotIn"]["properties"]["location"]
+    assert [(b["minimum"], b["maximum"]) for b in location["prefixItems"]] == [(-180, 180), (-90, 90)]
+    response = client.post("/v1/plans", json=small_request(depots=[{"id": "station", "location": [200, 34.75]}]))
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "depots", 0, "location"]
