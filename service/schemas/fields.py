@@ -42,7 +42,8 @@ Engine = Literal["auto", "ortools", "pyvrp", "vroom"]
 
 Id = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=128),
+    # The pattern documents what stripping implies: blanks alone are no id.
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=128, pattern=r"\S"),
     Field(description="Caller-owned id, unique among objects of its kind."),
 ]
 
