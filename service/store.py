@@ -376,6 +376,14 @@ class Store:
             document=data.get("document"),
         )
 
+    def request_parts(self, plan_ids: list[str], keys: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+        """Only the ``keys`` lists of each plan's request (e.g. its visits, not its matrices): the
+        database extracts them, so a large request is never read whole."""
+        columns = [PlanRecord.request[key].label(key) for key in keys]
+        with self.engine.connect() as connection:
+            rows = connection.execute(select(PlanRecord.id, *columns).where(PlanRecord.id.in_(plan_ids))).all()
+        return {row.id: {key: getattr(row, key) or [] for key in keys} for row in rows}
+
     def page(
         self, *, offset: int = 0, limit: int = 50, status: Status | None = None, organisation: str | None = None
     ) -> tuple[list[PlanRow], int]:

@@ -40,6 +40,15 @@ FORKSERVER_PRELOAD = [
 GRACE_S = 2.0
 """How long past the deadline a run may take to hand back its answer before it is killed."""
 
+MIN_SEARCH_S = 1.0
+"""The least search time an engine process gets, however late it started."""
+
+FIRST_ANSWER_WAIT_S = 30.0
+"""How long past the deadline the portfolio waits for a first answer when no run has given one.
+On a loaded machine an engine process can start after the deadline (seen: a 2 s solve with the
+load at 15 on 2 cores); stopping then would answer a plan that visits nobody, every household
+"unassigned" for want of an answer, not of a vehicle."""
+
 SEND_ALL_BELOW = 100
 """Runs on fewer tasks than this send every improvement."""
 SEND_INTERVAL_S_PER_TASK = 0.002
@@ -143,6 +152,7 @@ def _worker(
     out: Any,
 ) -> None:
     _die_with_parent()
+    deadline = max(deadline, time.time() + MIN_SEARCH_S)
     last_sent = [0.0]
     # Improvements come in bursts. Each one sent costs the caller an evaluation, on the cores the
     # engines need: a large problem's are dear (1,000 visits: one every 2 s at most). A small
@@ -244,12 +254,21 @@ def run_portfolio(
     for process in processes:
         process.start()
     stopped = False
+    # Until a first answer comes, wait past the deadline; from it, a run has GRACE_S to hand back its final.
+    end = deadline + FIRST_ANSWER_WAIT_S
+    answered = False
+
+    def on_answer() -> None:
+        nonlocal answered, end
+        if not answered:
+            answered, end = True, max(deadline, time.time()) + GRACE_S
+
     try:
         while not all(r.finished for r in results.values()):
             if not stopped and should_stop is not None and should_stop():
                 stopped = True
                 break
-            if time.time() > deadline + GRACE_S:
+            if time.time() > end:
                 break
             try:
                 kind, label, cost, payload = out.get(timeout=poll_s)
@@ -259,10 +278,13 @@ def run_portfolio(
                 continue
             result = results[label]
             if kind == "incumbent":
+                on_answer()
                 if on_incumbent is not None:
                     on_incumbent(label, cost, payload)
             elif kind == "done":
                 result.routes, result.finished = payload, True
+                if payload is not None:
+                    on_answer()
             else:
                 result.error, result.finished = payload, True
     finally:

@@ -13,11 +13,11 @@ from routing.evaluate import evaluate
 from routing.model import Problem
 from routing.plan import Plan
 from service.api.deps import NetworksDep, ReaderDep, SettingsDep, StoreDep, plan_of
-from service.field_schemas import EvaluateIn, EvaluateOut
-from service.jobs import problem_on_roads
+from service.field.schemas import EvaluateIn, EvaluateOut
+from service.pipeline import prepare
 from service.planning import check_sizes
 from service.privacy import redact_document
-from service.schemas import PlanRequest, addresses_of, plan_document
+from service.schemas import PlanRequest, plan_document
 
 router = APIRouter(prefix="/v1", tags=["plan mode"])
 
@@ -67,16 +67,16 @@ def evaluate_routes(body: EvaluateIn, settings: SettingsDep, store: StoreDep, ne
     else:
         assert body.problem is not None
         request = body.problem
-    problem, _ = problem_on_roads(request, networks)
+    problem = prepare(request, networks).problem
     _check_ids(problem, body.routes)
     evaluation = evaluate(problem, body.routes)
     plan = Plan(routes=evaluation.routes, unassigned=(), violations=evaluation.violations,
                 cost=evaluation.cost, engine="evaluate")
-    document = plan_document(problem, plan, addresses=addresses_of(request))
+    document = plan_document(problem, plan)
     if body.plan_id is not None:
         document = redact_document(document, principal) or document
     return EvaluateOut(feasible=evaluation.feasible, cost=evaluation.cost, missing=list(evaluation.missing),
-                       plan=document)  # type: ignore[arg-type]
+                       plan=document)
 
 
 def _check_ids(problem: Problem, routes: dict[str, list[str]]) -> None:

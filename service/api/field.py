@@ -33,18 +33,9 @@ from service.api.deps import (
 from service.api.links import REPLAN_LINKS
 from service.auth import Principal, Role
 from service.config import Settings
-from service.field import (
-    Chain,
-    ReplanAsk,
-    carry_over,
-    compare,
-    load_chain,
-    progress,
-    request_of,
-    rest_of_day_for,
-    routes_on_network,
-)
-from service.field_schemas import (
+from service.field import Chain, VersionConflict, carry_over, compare, load_chain, progress
+from service.field import replan as replan_version
+from service.field.schemas import (
     CarryOverOut,
     CompareOut,
     EventIn,
@@ -57,11 +48,11 @@ from service.field_schemas import (
     VersionOut,
 )
 from service.jobs import JobRunner
-from service.ledger import Event, IdempotencyConflict, Ledger, SystemEntry
+from service.ledger import Event, IdempotencyConflict, Ledger
 from service.networks import NetworkRegistry
-from service.planning import check_request, plan_url, stored_request, wait_budget
+from service.planning import plan_url, wait_budget
 from service.privacy import redact_payload, redact_request
-from service.schemas import PlanRequest, TimeOfDay
+from service.schemas import TimeOfDay
 from service.store import PlanRow, Store
 
 router = APIRouter(prefix="/v1/plans", tags=["field operations"])
@@ -120,12 +111,11 @@ def record_event(
     tasks = chain.tasks()
     if event.step_id not in tasks:
         raise ProblemError(f'"{event.step_id}" is not a visit or bus stop of plan {plan_id}', path=("step_id",))
-    vehicles = {v.get("id") for v in chain.versions for v in (v.request or {}).get("vehicles") or []}
-    if event.vehicle_id not in vehicles:
+    if event.vehicle_id not in chain.vehicle_ids():
         raise ProblemError(f'"{event.vehicle_id}" is not a vehicle of plan {plan_id}', path=("vehicle_id",))
     if principal.role is Role.CREW:
-        own = {s.get("id") for v in chain.versions for r in (v.document or {}).get("routes") or []
-               if r.get("vehicle_id") == event.vehicle_id for s in r.get("steps") or []}
+        routes = (chain.document(v) for v in chain.versions)
+        own = {s.id for doc in routes if doc is not None and (r := doc.route(event.vehicle_id)) for s in r.steps}
         if event.step_id not in own:
             raise HTTPException(status.HTTP_403_FORBIDDEN,
                                 f'"{event.step_id}" is not on the route of vehicle "{event.vehicle_id}"')
@@ -138,7 +128,7 @@ def record_event(
         "tubes_used": event.tubes_used,
         "note": event.note,
     }
-    version = chain.current.id if chain.current else row.id
+    version = chain.current_id or row.id
     try:
         recorded, created = Ledger(store).record(
             row.root, version, outcome=event.outcome.value, payload=payload, actor=principal.actor,
@@ -215,58 +205,12 @@ async def replan(
 
 def _queue_replan(plan_id: str, body: ReplanIn, settings: Settings, store: Store, runner: JobRunner,
                   networks: NetworkRegistry, principal: Principal) -> tuple[ReplanOut, float]:
-    row = plan_of(store, plan_id, principal, document=True, request=True)
-    chain = _chain(store, row)
-    if chain.latest.id != row.id:
-        raise HTTPException(status.HTTP_409_CONFLICT,
-                            f"plan {plan_id} is version {row.version}; re-plan the newest, {chain.latest.id} "
-                            f"(version {chain.latest.version})")
-    if row.document is None or not row.status.is_final:
-        raise HTTPException(status.HTTP_409_CONFLICT,
-                            f"plan {plan_id} is {row.status.value}: re-plan it when it has routes")
-    assert row.request is not None
-    current = PlanRequest.model_validate(row.request)
-    empty: dict[str, Any] = {"stops": [], "areas": [], "labs": [], "matrices": None}
-    ask = ReplanAsk(
-        now_s=body.now,
-        positions={k: (v[0], v[1]) for k, v in body.positions.items()},
-        new_visits=current.model_copy(update={**empty, "visits": body.new_visits}) if body.new_visits else None,
-        cancelled=body.cancelled,
-        dropped_vehicles=body.dropped_vehicles,
-        joined_vehicles=(current.model_copy(update={**empty, "visits": [], "vehicles": body.joined_vehicles})
-                         if body.joined_vehicles else None),
-        retry_not_home=body.retry_not_home,
-        retry_after_s=body.retry_after_s,
-        reassignment_cost=body.reassignment_cost,
-        matrices={p: m.to_travel_matrix() for p, m in body.matrices.items()} if body.matrices else None,
-    )
-    rest, base, retried = rest_of_day_for(chain, ask, networks)
-    options = body.options.model_dump(mode="json", exclude_unset=True)
-    options.setdefault("time_limit_s", row.time_limit_s)
-    options["initial_routes"] = rest.initial
-    # Addresses and the like of visits brought back from earlier versions, then of the new ones.
-    extra = {s: dict(entry) for s, (kind, entry) in chain.tasks().items() if kind == "visit"}
-    extra |= {v.id: v.model_dump(mode="json", exclude_unset=True) for v in body.new_visits}
-    name = f"{(chain.root.name or 'plan')} (v{row.version + 1})"
-    document = request_of(rest.problem, base=base, extra_items=extra, options=options, name=name)
-    if routes_on_network(base):  # the new version is drawn on the same streets, and re-planned there
-        document["network"] = networks.resolve(base.network)
-    request = PlanRequest.model_validate(document)
-    limit = check_request(request, settings, networks)
-    new = store.create(stored_request(request), name=request.name, time_limit_s=limit,
-                       visits=len(request.visits), vehicles=len(request.vehicles), parent=row)
-    Ledger(store).record(
-        row.root, new.id, outcome=SystemEntry.REPLANNED.value, actor=principal.actor,
-        payload={"from_version": row.id, "to_version": new.id, "now_s": body.now,
-                 "cancelled": list(body.cancelled), "added": [v.id for v in body.new_visits],
-                 "dropped_vehicles": list(body.dropped_vehicles),
-                 "joined_vehicles": [v.id for v in body.joined_vehicles],
-                 "positions": sorted(body.positions), "retried": retried, "not_retried": list(rest.not_retried),
-                 "reassignment_cost": body.reassignment_cost},
-    )
-    runner.submit(new.id)
-    out = ReplanOut(id=new.id, status=new.status.value, url=plan_url(new.id), version=new.version, parent_id=row.id,
-                    kept=rest.kept, retried=retried, not_retried=list(rest.not_retried))
+    row = plan_of(store, plan_id, principal)
+    try:
+        out, limit = replan_version(store, row, body, settings, networks, principal)
+    except VersionConflict as error:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from None
+    runner.submit(out.id)
     return out, limit
 
 

@@ -30,15 +30,10 @@ def create_matrix(request: MatrixRequest, networks: NetworksDep) -> MatrixOut:
 
     A plain `def`: the Dijkstra runs in the thread pool, never in the event loop.
     """
-    from routing.matrix import travel_matrix
-
     name = networks.resolve(request.network)
-    network = networks.get(name, request.profile)
     ids = request.ids or [str(i) for i in range(len(request.points))]
     try:
-        matrix = travel_matrix(
-            network, list(request.points), ids=ids, max_snap_m=networks.settings.max_snap_m
-        )
+        matrix = networks.travel_matrix(name, request.profile, list(request.points), ids)
     except ProblemError as error:
         if len(error.path) == 1 and error.path[0] in ids:
             raise ProblemError(str(error), path=("points", ids.index(str(error.path[0])))) from None

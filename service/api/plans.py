@@ -9,7 +9,6 @@ processes (:mod:`service.jobs`).
 
 from __future__ import annotations
 
-import dataclasses
 import urllib.parse
 from typing import Annotated, Any
 
@@ -43,11 +42,14 @@ from service.privacy import redact_document, redact_route
 from service.schemas import (
     EXAMPLE_REQUEST,
     PlanCreated,
+    PlanDocument,
     PlanList,
     PlanOut,
     PlanRequest,
     RouteDetail,
+    RouteOut,
     Status,
+    read_document,
 )
 from service.store import PlanRow, Store
 
@@ -98,28 +100,29 @@ def _get(store: Store, plan_id: str, principal: Principal, *, document: bool = F
 
 def _shown(row: PlanRow, principal: Principal) -> PlanOut:
     """The plan as ``principal`` may see it (personal data only if allowed)."""
-    return plan_out(dataclasses.replace(row, document=redact_document(row.document, principal)))
+    return plan_out(row, redact_document(read_document(row.document), principal))
 
 
-def _document(store: Store, plan_id: str, principal: Principal) -> tuple[PlanRow, dict[str, Any]]:
+def _document(store: Store, plan_id: str, principal: Principal) -> tuple[PlanRow, PlanDocument]:
     row = _get(store, plan_id, principal, document=True)
-    if row.document is None:
+    document = read_document(row.document)
+    if document is None:
         if row.status in (Status.QUEUED, Status.SOLVING):
             detail = f"plan {plan_id} is {row.status.value}: its routes are ready when it is done"
         else:
             detail = f"plan {plan_id} is {row.status.value} and has no routes"
         raise HTTPException(status.HTTP_409_CONFLICT, detail)
-    return row, row.document
+    return row, document
 
 
-def _route(store: Store, plan_id: str, vehicle_id: str, principal: Principal) -> tuple[dict[str, Any], dict[str, Any]]:
+def _route(store: Store, plan_id: str, vehicle_id: str, principal: Principal) -> tuple[PlanDocument, RouteOut]:
     """The document (with only this route) and the route, as ``principal`` may see them."""
     check_vehicle(principal, vehicle_id)
     _, document = _document(store, plan_id, principal)
-    for route in document.get("routes", []):
-        if route["vehicle_id"] == vehicle_id:
-            route = redact_route(route, principal)
-            return {**document, "routes": [route]}, route
+    route = document.route(vehicle_id)
+    if route is not None:
+        route = redact_route(route, principal)
+        return document.model_copy(update={"routes": [route]}), route
     # The request only for this message: it holds the travel matrices (megabytes of JSON for a
     # large day), which every crew's read used to parse.
     stored = store.get(plan_id, request=True)
@@ -319,7 +322,7 @@ def get_route(plan_id: str, vehicle_id: str, store: StoreDep, principal: Princip
     row = store.get(plan_id)
     newest = store.versions(row.root)[-1].id if row is not None else plan_id
     superseded_by = None if newest == plan_id else newest
-    return RouteDetail.model_validate({"plan_id": plan_id, **route, "superseded_by": superseded_by})
+    return RouteDetail.model_validate({"plan_id": plan_id, **dict(route), "superseded_by": superseded_by})
 
 
 def _attachment(body: str, media_type: str, vehicle_id: str, extension: str) -> Response:

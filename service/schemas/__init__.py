@@ -22,14 +22,15 @@ names the request field). A visit nobody can serve is not an input error: it com
 The package, one concern a module: ``fields`` (ids, ``[lon, lat]``, priorities, profiles),
 ``times`` (``"HH:MM"`` in and out), ``problem_in`` (depots, vehicles, visits, options, objective),
 ``buses_in`` (bus stops, demand areas, labs), ``matrix`` (travel matrices in and out), ``request``
-(:class:`PlanRequest`), ``convert`` (:func:`to_problem`), ``document`` (:func:`plan_document` and
-its models), ``responses`` (plans, routes, networks, health). Import from ``service.schemas``.
+(:class:`PlanRequest`), ``convert`` (:func:`to_problem` and its inverse :func:`to_request`),
+``document`` (:func:`plan_document` and its models), ``responses`` (plans, routes, networks,
+health). Import from ``service.schemas``.
 """
 
 from __future__ import annotations
 
 from service.schemas.buses_in import AreaIn, LabIn, StopIn
-from service.schemas.convert import error_loc, to_problem
+from service.schemas.convert import error_loc, to_problem, to_request
 from service.schemas.document import (
     CatchmentOut,
     CoverageOut,
@@ -40,13 +41,15 @@ from service.schemas.document import (
     TimeWindowOut,
     UnassignedOut,
     ViolationOut,
+    dump_document,
     jsonable,
     plan_document,
+    read_document,
 )
 from service.schemas.fields import MAX_AMOUNT, Amount, Engine, Id, LonLat, PriorityIn, Profile, _In
 from service.schemas.matrix import MatrixEntry, MatrixIn, MatrixOut, MatrixRequest
 from service.schemas.problem_in import BreakIn, DepotIn, ObjectiveIn, OptionsIn, ShiftIn, VehicleIn, VisitIn
-from service.schemas.request import EXAMPLE_REQUEST, PlanRequest, addresses_of
+from service.schemas.request import EXAMPLE_REQUEST, PlanRequest
 from service.schemas.responses import (
     EXAMPLE_PLAN,
     ErrorOut,
@@ -127,11 +130,13 @@ __all__ = [
     "ViolationOut",
     "VisitIn",
     "_In",
-    "addresses_of",
     "clock",
+    "dump_document",
     "error_loc",
     "jsonable",
     "parse_time",
     "plan_document",
+    "read_document",
     "to_problem",
+    "to_request",
 ]

@@ -1,9 +1,18 @@
-"""Wire to routing model: :func:`to_problem`, whose errors name the request field they come from."""
+"""The one boundary between the wire and the routing model: :func:`to_problem`, whose errors name
+the request field they come from, and its inverse :func:`to_request`.
+
+``to_request(to_problem(r))`` keeps every field the wire format has (objective weights, breaks,
+lanes, stops, areas, labs, addresses, notes): re-plans, carry-over and evaluate turn problems
+back into requests here and nowhere else (``tests/service/test_boundary.py`` holds it to that).
+What the model derives is written out as derived: a visit's ``demand`` (from ``pooled``), a
+vehicle's ``end_depot``, an area's ``location`` (its polygon's centroid).
+"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
@@ -22,7 +31,7 @@ from routing.model import (
     Visit,
 )
 from service.schemas.buses_in import AreaIn, LabIn, StopIn
-from service.schemas.problem_in import DepotIn, VehicleIn, VisitIn
+from service.schemas.problem_in import DepotIn, ObjectiveIn, OptionsIn, VehicleIn, VisitIn
 from service.schemas.request import PlanRequest
 from service.schemas.times import TimeWindowIn
 
@@ -183,6 +192,7 @@ def _visit(visit: VisitIn, i: int, where: str) -> Visit:
         notes=visit.notes,
         contact=visit.contact,
         preferred_vehicle=visit.preferred_vehicle,
+        address=visit.address,
     )
 
 
@@ -198,6 +208,7 @@ def _stop(stop: StopIn, i: int, where: str) -> BusStop:
         setup_s=stop.setup_s,
         demand=stop.resolved_demand,
         notes=stop.notes,
+        address=stop.address,
     )
 
 
@@ -218,6 +229,98 @@ def _lab(lab: LabIn, i: int, where: str) -> Lab:
         opening=_windows(lab.opening, f"{where}: opening", ("labs", i, "opening")),
         handover_s=lab.handover_s,
     )
+
+
+# -- model to wire -----------------------------------------------------------------------------------
+
+
+def to_request(
+    problem: Problem,
+    *,
+    name: str | None = None,
+    network: str | None = None,
+    options: OptionsIn | Mapping[str, Any] | None = None,
+) -> PlanRequest:
+    """The plan request of ``problem``, with its travel matrices: the inverse of :func:`to_problem`.
+
+    The request envelope the model does not hold (``name``, ``network``, ``options``) is given.
+    With ``network`` and matrices, the network only draws the routes (a re-planned version).
+    """
+    if options is not None and not isinstance(options, OptionsIn):
+        options = OptionsIn.model_validate(options)
+    wire: dict[str, Any] = {
+        "name": name,
+        "network": network,
+        "matrices": {profile: _matrix_wire(m) for profile, m in problem.matrices.items()},
+        "depots": [{"id": d.id, "location": list(d.location)} for d in problem.depots],
+        "vehicles": [_vehicle_wire(v) for v in problem.vehicles],
+        "visits": [_visit_wire(v) for v in problem.visits],
+        "stops": [_stop_wire(s) for s in problem.stops],
+        "areas": [_area_wire(a) for a in problem.areas],
+        "labs": [_lab_wire(lab) for lab in problem.labs],
+        "max_sample_age_s": problem.max_sample_age_s,
+        "objective": {field: getattr(problem.objective, field) for field in ObjectiveIn.model_fields},
+    }
+    if options is not None:
+        wire["options"] = options.model_dump(mode="json", exclude_unset=True)
+    return PlanRequest.model_validate(wire)
+
+
+def _window_wire(window: TimeWindow) -> dict[str, int]:
+    return {"start": window.start_s, "end": window.end_s}
+
+
+def _matrix_wire(matrix: TravelMatrix) -> dict[str, list[list[float | None]]]:
+    def rows(array: np.ndarray) -> list[list[float | None]]:
+        return [[v if math.isfinite(v) else None for v in row] for row in array.tolist()]
+
+    return {"durations_s": rows(matrix.durations_s), "distances_m": rows(matrix.distances_m)}
+
+
+def _vehicle_wire(v: Vehicle) -> dict[str, Any]:
+    return {
+        "id": v.id, "kind": v.kind.value, "start_depot": v.start_depot, "end_depot": v.end_depot,
+        "shift": _window_wire(v.shift), "capacity": dict(v.capacity), "skills": sorted(v.skills),
+        "profile": v.profile,
+        "breaks": [{"id": b.id, "start": b.window.start_s, "end": b.window.end_s, "duration_s": b.duration_s}
+                   for b in v.breaks],
+        "max_duration_s": v.max_duration_s, "fixed_cost": v.fixed_cost, "speed_factor": v.speed_factor,
+        "lanes": v.lanes, "seconds_per_person": v.seconds_per_person,
+    }
+
+
+def _visit_wire(visit: Visit) -> dict[str, Any]:
+    return {
+        "id": visit.id, "location": list(visit.location), "people": visit.people, "setup_s": visit.setup_s,
+        "per_person_s": visit.per_person_s, "time_windows": [_window_wire(w) for w in visit.time_windows],
+        "priority": int(visit.priority), "skills": sorted(visit.skills), "demand": dict(visit.demand),
+        "required": visit.required, "penalty": visit.penalty, "notes": visit.notes, "contact": visit.contact,
+        "preferred_vehicle": visit.preferred_vehicle, "address": visit.address,
+    }
+
+
+def _stop_wire(stop: BusStop) -> dict[str, Any]:
+    # people 0 and no demand is what an omitted `people` becomes: with demand areas the
+    # coverage step derives both again (routing.coverage), as it did the first time.
+    return {
+        "id": stop.id, "location": list(stop.location), "people": stop.people,
+        "time_windows": [_window_wire(w) for w in stop.time_windows], "required": stop.required,
+        "group": stop.group, "max_dwell_s": stop.max_dwell_s, "setup_s": stop.setup_s,
+        "demand": dict(stop.demand), "notes": stop.notes, "address": stop.address,
+    }
+
+
+def _area_wire(area: DemandArea) -> dict[str, Any]:
+    return {
+        "id": area.id, "location": list(area.location), "population": area.population,
+        "walk_limit_m": area.walk_limit_m,
+        "polygon": None if area.polygon is None else [list(p) for p in area.polygon],
+    }
+
+
+def _lab_wire(lab: Lab) -> dict[str, Any]:
+    return {"id": lab.id, "location": list(lab.location), "opening": [_window_wire(w) for w in lab.opening],
+            "handover_s": lab.handover_s}
 
 
 def error_loc(error: ProblemError) -> list[str | int]:

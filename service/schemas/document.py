@@ -69,7 +69,6 @@ def _route_document(
     problem: Problem,
     route: Route,
     geometry: Sequence[Sequence[float]] | None,
-    addresses: Mapping[str, str | None],
     catchments: Mapping[str, list[dict[str, Any]]],
 ) -> dict[str, Any]:
     vehicle = problem.vehicle(route.vehicle_id)
@@ -103,7 +102,7 @@ def _route_document(
             out.update(
                 people=visit.people,
                 priority=visit.priority.name.lower(),
-                address=addresses.get(visit.id),
+                address=visit.address,
                 notes=visit.notes,
                 contact=visit.contact,
                 time_windows=[_window_out(w) for w in visit.time_windows],
@@ -113,7 +112,7 @@ def _route_document(
             tubes = int(step.load.get("tubes", 0)) - previous_tubes
             out.update(
                 people=step.people,
-                address=addresses.get(stop.id),
+                address=stop.address,
                 notes=stop.notes,
                 time_windows=[_window_out(w) for w in stop.time_windows],
                 dwell_s=_num(step.service_s),
@@ -157,19 +156,16 @@ def plan_document(
     problem: Problem,
     plan: Plan,
     geometries: Mapping[str, Sequence[Sequence[float]]] | None = None,
-    *,
-    addresses: Mapping[str, str | None] | None = None,
-) -> dict[str, Any]:
-    """The JSON document of a plan, shared by the API, the exports and the CLI.
+) -> PlanDocument:
+    """The document of a plan, shared by the API, the exports, field operations and the CLI;
+    stored as its JSON dump and read back with :func:`read_document`.
 
     ``routes`` lists the vehicles that are used (as VROOM does), each with its ordered steps and
     their schedule; ``geometries`` (vehicle id -> ``[[lon, lat], ...]``) gives each route's road
-    line, else ``geometry`` is null. ``addresses`` (visit id -> address) come from the request:
-    the routing model has no addresses. Visits' ``notes`` and ``contact`` are in the steps:
-    the document is personal data and must never be logged.
+    line, else ``geometry`` is null. Visits' addresses, ``notes`` and ``contact`` are in the
+    steps: the document is personal data and must never be logged.
     """
     geometries = geometries or {}
-    addresses = addresses or {}
     summary = jsonable(plan.summary())
     _round_floats(summary, "cost", "distance_m", "travel_s", "wait_s", "service_s", "solve_s", "max_sample_age_s")
     summary["vehicles"] = len(problem.vehicles)
@@ -189,17 +185,27 @@ def plan_document(
     unassigned: list[dict[str, Any]] = [
         {**u.to_dict(), "location": locations.get(u.visit_id)} for u in plan.unassigned
     ]
-    return {
+    return PlanDocument.model_validate({
         "summary": summary,
         "routes": [
-            _route_document(problem, route, geometries.get(route.vehicle_id), addresses, catchments)
+            _route_document(problem, route, geometries.get(route.vehicle_id), catchments)
             for route in plan.used_routes
         ],
         "unassigned": unassigned,
         "coverage": coverage,
         "violations": [jsonable(v.to_dict()) for v in plan.violations],
         "stats": jsonable(plan.stats),
-    }
+    })
+
+
+def read_document(stored: Mapping[str, Any] | None) -> PlanDocument | None:
+    """A stored plan document (a :class:`PlanDocument`'s JSON dump), validated."""
+    return None if stored is None else PlanDocument.model_validate(stored)
+
+
+def dump_document(document: PlanDocument) -> dict[str, Any]:
+    """What is stored and sent: the document as JSON-ready data."""
+    return document.model_dump(mode="json")
 
 
 def _coverage_document(problem: Problem, plan: Plan) -> list[dict[str, Any]]:
@@ -325,3 +331,6 @@ class PlanDocument(BaseModel):
     coverage: list[CoverageOut] = Field(default_factory=list)
     violations: list[ViolationOut]
     stats: dict[str, Any]
+
+    def route(self, vehicle_id: str) -> RouteOut | None:
+        return next((r for r in self.routes if r.vehicle_id == vehicle_id), None)

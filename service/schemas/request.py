@@ -1,4 +1,4 @@
-"""The plan request: one day's problem, and what the routing model does not keep (addresses)."""
+"""The plan request: one day's problem, as it travels on the wire."""
 
 from __future__ import annotations
 
@@ -88,8 +88,3 @@ class PlanRequest(_In):
     def profiles(self) -> list[str]:
         return sorted({v.profile for v in self.vehicles})
 
-
-def addresses_of(request: PlanRequest) -> dict[str, str | None]:
-    """Addresses of visits and bus stops, from the request (the routing model has none)."""
-    tasks: list[VisitIn | StopIn] = [*request.visits, *request.stops]
-    return {task.id: task.address for task in tasks if task.address}

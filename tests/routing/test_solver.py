@@ -424,3 +424,23 @@ def test_a_request_may_ask_for_the_whole_budget() -> None:
     plan = solve(problem, time_limit_s=1.5, seed=1, full_budget=True)
     assert plan.stats["converged"] is False
     assert plan.solve_s >= 1.4
+
+
+@pytest.mark.parametrize("engine", ["auto", "ortools", "vroom"])
+def test_engines_that_start_after_the_deadline_still_answer(engine: str) -> None:
+    # A budget shorter than an engine process's start, as on a loaded machine: the plan must
+    # still serve the households, not list them all unassigned for want of an answer.
+    problem = street_problem([visit("a", 300), visit("b", 900), visit("c", 1500)], [team("t1"), team("t2")])
+    plan = solve(problem, time_limit_s=0.001, seed=1, engine=engine)
+    assert plan.unassigned == () and plan.violations == ()
+
+
+def test_a_portfolio_whose_engines_start_past_the_deadline_waits_for_their_first_answer() -> None:
+    from routing.solver.portfolio import GRACE_S, EngineRun, Job, run_portfolio
+
+    # The engine processes start when the deadline and its grace have passed already (a loaded
+    # machine: process start and imports took longer than the whole budget).
+    problem = street_problem([visit("a", 300), visit("b", 900)], [team("t1")])
+    late = time.time() - GRACE_S - 1.0
+    results = run_portfolio([Job(EngineRun("ortools", 1), problem, ["a", "b"])], deadline=late)
+    assert results[0].routes is not None and sorted(results[0].routes["t1"]) == ["a", "b"]

@@ -19,7 +19,7 @@ from routing.model import BusStop, Lab, Problem
 from routing.plan import AreaCoverage, Plan, Reason, StepKind, Unassigned
 from service.config import Settings
 from service.main import create_app
-from service.schemas import PlanDocument, PlanRequest, plan_document, to_problem
+from service.schemas import PlanDocument, PlanRequest, dump_document, plan_document, to_problem
 
 DEPOT = (113.620, 34.750)
 VISITS = {"a": (113.630, 34.760), "b": (113.640, 34.750)}
@@ -223,7 +223,8 @@ def solved(problem: Problem) -> tuple[Problem, Plan]:
     sized = problem.replace(
         stops=[
             BusStop(s.id, s.location, people=people.get(s.id, 0), time_windows=s.time_windows, group=s.group,
-                    max_dwell_s=s.max_dwell_s, demand={"tubes": math.ceil(people.get(s.id, 0) / 10)})
+                    max_dwell_s=s.max_dwell_s, demand={"tubes": math.ceil(people.get(s.id, 0) / 10)},
+                    address=s.address)
             for s in stops.values()
         ]
     )
@@ -245,7 +246,7 @@ def solved(problem: Problem) -> tuple[Problem, Plan]:
 
 def test_stop_steps_have_dwell_people_tubes_and_the_areas_they_serve(solved: tuple[Problem, Plan]) -> None:
     problem, plan = solved
-    doc = plan_document(problem, plan, addresses={"plaza": "Plaza gate"})
+    doc = dump_document(plan_document(problem, plan))
     PlanDocument.model_validate(doc)  # the response model accepts it
     bus = next(r for r in doc["routes"] if r["vehicle_id"] == "bus-1")
     steps = {s["id"]: s for s in bus["steps"]}
@@ -259,7 +260,7 @@ def test_stop_steps_have_dwell_people_tubes_and_the_areas_they_serve(solved: tup
 
 def test_lab_steps_say_what_was_delivered_and_how_old_the_oldest_sample_was(solved: tuple[Problem, Plan]) -> None:
     problem, plan = solved
-    doc = plan_document(problem, plan)
+    doc = dump_document(plan_document(problem, plan))
     bus = next(r for r in doc["routes"] if r["vehicle_id"] == "bus-1")
     lab = next(s for s in bus["steps"] if s["kind"] == "lab")
     assert lab["delivered"] == {"tubes": 132}
@@ -271,7 +272,7 @@ def test_lab_steps_say_what_was_delivered_and_how_old_the_oldest_sample_was(solv
 
 def test_document_has_coverage_with_locations_and_summary_totals(solved: tuple[Problem, Plan]) -> None:
     problem, plan = solved
-    doc = plan_document(problem, plan)
+    doc = dump_document(plan_document(problem, plan))
     school, compound = doc["coverage"]
     assert school["covered"] and school["stop_id"] == "plaza" and school["location"] == [113.6252, 34.7551]
     assert school["stop_location"] == list(STOPS["plaza"])
@@ -288,8 +289,8 @@ def test_document_has_coverage_with_locations_and_summary_totals(solved: tuple[P
 def test_an_uncovered_area_has_its_reason_and_no_stop(solved: tuple[Problem, Plan]) -> None:
     problem, plan = solved
     far = AreaCoverage("compound", 900, None, None, Reason.NO_STOP_IN_WALKING_RANGE, "nearest stop 1.2 km")
-    doc = plan_document(problem, Plan(plan.routes, plan.unassigned, plan.violations, plan.cost,
-                                      coverage=(plan.coverage[0], far)))
+    doc = dump_document(plan_document(problem, Plan(plan.routes, plan.unassigned, plan.violations, plan.cost,
+                                      coverage=(plan.coverage[0], far))))
     compound = doc["coverage"][1]
     assert compound["covered"] is False and compound["reason"] == "no_stop_in_walking_range"
     assert compound["stop_location"] is None
@@ -301,8 +302,8 @@ def test_an_uncovered_area_has_its_reason_and_no_stop(solved: tuple[Problem, Pla
 
 
 def test_area_walks_come_from_the_networks_walk_profile(tmp_path: Any) -> None:
-    from service.jobs import network_area_walk
     from service.networks import NetworkRegistry
+    from service.pipeline import network_area_walk
     from tests.routing.conftest import osm_file
 
     source = osm_file("aguascalientes.osm.pbf")
@@ -335,7 +336,7 @@ def test_the_bus_sample_solves_from_the_command_line_with_nobody_dropped_silentl
 
     runner = CliRunner()
     plan = tmp_path / "plan.json"
-    result = runner.invoke(app, ["solve", str(SAMPLE), "-o", str(plan), "--time-limit", "2"])
+    result = runner.invoke(app, ["solve", str(SAMPLE), "-o", str(plan), "--time-limit", "5"])
     assert result.exit_code == 0, result.output
     document = json.loads(plan.read_text())
     request = json.loads(SAMPLE.read_text())

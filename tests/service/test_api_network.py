@@ -10,9 +10,9 @@ from fastapi.testclient import TestClient
 
 from routing.evaluate import evaluate
 from service.config import Settings
-from service.jobs import network_matrices
 from service.main import create_app
 from service.networks import NetworkRegistry
+from service.pipeline import network_matrices
 from service.planning import stored_request
 from service.schemas import PlanRequest, to_problem
 
@@ -86,7 +86,7 @@ def test_a_plan_on_helsinki_roads_passes_the_evaluator(client: TestClient, setti
               for r in document["routes"]}
     assert all(r["geometry"] and len(r["geometry"]["coordinates"]) >= 2 for r in document["routes"])
     parsed = PlanRequest.model_validate(stored_request(PlanRequest.model_validate(request)))
-    matrices, _ = network_matrices(parsed, NetworkRegistry(settings))
+    matrices = network_matrices(parsed, NetworkRegistry(settings))
     evaluation = evaluate(to_problem(parsed, matrices), routes)
     assert evaluation.violations == ()
     served = {v for ids in routes.values() for v in ids}

@@ -140,7 +140,8 @@ def test_export_gpx_and_html_for_a_vehicle(plan_file: Path, tmp_path: Path) -> N
 
 
 def test_export_writes_one_file_per_vehicle_into_a_directory(tmp_path: Path) -> None:
-    document = {"summary": {}, "routes": [_route("team-1"), _route("team-2")], "unassigned": []}
+    document = {"summary": {}, "routes": [_route("team-1"), _route("team-2")], "unassigned": [], "violations": [],
+                "stats": {}}
     plan = tmp_path / "plan.json"
     plan.write_text(json.dumps({"id": "p-1", "plan": document}))  # the API's answer wraps the document
     result = runner.invoke(app, ["export", str(plan), "-f", "html", "-o", str(tmp_path / "lists")])
@@ -150,7 +151,8 @@ def test_export_writes_one_file_per_vehicle_into_a_directory(tmp_path: Path) -> 
 
 def test_export_asks_which_vehicle_when_there_are_several(tmp_path: Path) -> None:
     plan = tmp_path / "plan.json"
-    plan.write_text(json.dumps({"summary": {}, "routes": [_route("team-1"), _route("team-2")]}))
+    plan.write_text(json.dumps({"summary": {}, "routes": [_route("team-1"), _route("team-2")], "unassigned": [],
+                                "violations": [], "stats": {}}))
     result = runner.invoke(app, ["export", str(plan), "-f", "gpx"])
     assert result.exit_code == 2
     assert "give --vehicle (one of team-1, team-2)" in " ".join(result.output.split())
@@ -167,6 +169,16 @@ def test_export_names_an_unknown_vehicle(plan_file: Path, args: list[str], messa
     result = runner.invoke(app, ["export", str(plan_file), *args])
     assert result.exit_code == 2
     assert message in " ".join(result.output.split())
+
+
+def test_export_refuses_a_document_missing_a_field_naming_it(tmp_path: Path) -> None:
+    route = _route("team-1")
+    del route["steps"][1]["arrival_s"]
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({"summary": {}, "routes": [route], "unassigned": [], "violations": [], "stats": {}}))
+    result = runner.invoke(app, ["export", str(plan), "-f", "csv"])
+    assert result.exit_code == 2
+    assert "routes.0.steps.1.arrival_s: Field required" in result.output
 
 
 def test_export_refuses_a_file_that_is_not_a_plan(tmp_path: Path) -> None:
@@ -187,9 +199,16 @@ def test_serve_runs_the_app_factory_with_uvicorn(monkeypatch: pytest.MonkeyPatch
 
 
 def _route(vehicle_id: str) -> dict[str, Any]:
-    def step(kind: str, id_: str, t: int) -> dict[str, Any]:
-        return {"kind": kind, "id": id_, "location": [24.94, 60.17], "arrival_s": t, "departure_s": t}
+    """A route as a plan document holds it (the export reads documents validated)."""
 
-    return {"vehicle_id": vehicle_id, "geometry": None,
+    def step(kind: str, id_: str, t: int) -> dict[str, Any]:
+        hhmm = f"{t // 3600:02d}:{t % 3600 // 60:02d}"
+        return {"kind": kind, "id": id_, "location": [24.94, 60.17], "arrival_s": t, "arrival": hhmm, "wait_s": 0,
+                "start_s": t, "start": hhmm, "service_s": 0, "departure_s": t, "departure": hhmm, "load": {},
+                "distance_m": 0, "travel_s": 0}
+
+    return {"vehicle_id": vehicle_id, "kind": "team", "profile": "walk", "distance_m": 0, "duration_s": 1200,
+            "travel_s": 0, "wait_s": 0, "service_s": 0, "cost": 0, "start": "08:00", "end": "08:20",
+            "geometry": None,
             "steps": [step("start", "station", 28800), step("visit", f"{vehicle_id}-v", 29000),
                       step("end", "station", 30000)]}

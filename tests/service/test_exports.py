@@ -14,15 +14,38 @@ import gpxpy
 import pytest
 from shapely.geometry import shape
 
-from service.exports import (
-    ATTRIBUTION,
-    UnknownVehicleError,
-    plan_geojson,
-    route_csv,
-    route_gpx,
-    route_html,
-    used_vehicle_ids,
-)
+from service import exports
+from service.exports import ATTRIBUTION, UnknownVehicleError
+from service.schemas import clock, read_document
+
+# The exports take the typed plan document; these fixtures are stored documents (JSON), read
+# back as the API reads them.
+
+
+def plan_geojson(doc: dict[str, Any]) -> dict[str, Any]:
+    return exports.plan_geojson(_read(doc))
+
+
+def route_csv(doc: dict[str, Any], vehicle_id: str) -> str:
+    return exports.route_csv(_read(doc), vehicle_id)
+
+
+def route_gpx(doc: dict[str, Any], vehicle_id: str) -> str:
+    return exports.route_gpx(_read(doc), vehicle_id)
+
+
+def route_html(doc: dict[str, Any], vehicle_id: str) -> str:
+    return exports.route_html(_read(doc), vehicle_id)
+
+
+def used_vehicle_ids(doc: dict[str, Any]) -> list[str]:
+    return exports.used_vehicle_ids(_read(doc))
+
+
+def _read(doc: Any) -> Any:
+    typed = read_document(doc) if isinstance(doc, dict) else doc
+    assert typed is not None
+    return typed
 
 EVIL_NOTES = '<script>alert("x")</script> & ring twice'
 
@@ -34,20 +57,24 @@ def _step(kind: str, id_: str, lon: float, t: int, **extra: Any) -> dict[str, An
         "travel_s": 0.0,
     }
     step.update(extra)
+    for name in ("arrival", "start", "departure"):
+        step[name] = clock(step[f"{name}_s"])
+    for window in step.get("time_windows") or []:
+        window.update(start=clock(window["start_s"]), end=clock(window["end_s"]))
     return step
 
 
 @pytest.fixture
 def doc() -> dict[str, Any]:
     """Two vehicles: "team-1" makes two visits (one with hostile notes), "team-2" stays home."""
-    visit = {"people": 2, "priority": 2, "address": "Erottajankatu 5", "notes": EVIL_NOTES,
+    visit = {"people": 2, "priority": "quarantine", "address": "Erottajankatu 5", "notes": EVIL_NOTES,
              "contact": "+358 40 123 4567", "time_windows": [{"start_s": 8 * 3600, "end_s": 10 * 3600}]}
     team1 = [
         _step("start", "station", 24.940, 8 * 3600),
         _step("visit", "v-2", 24.942, 8 * 3600 + 300, service_s=540, departure_s=8 * 3600 + 840,
               load={"tubes": 2}, distance_m=250.0, **visit),
         _step("break", "lunch", 24.942, 11 * 3600 + 1800, service_s=1800, departure_s=12 * 3600),
-        _step("visit", "v-1", 24.945, 12 * 3600 + 300, people=1, priority=0, address=None,
+        _step("visit", "v-1", 24.945, 12 * 3600 + 300, people=1, priority="routine", address=None,
               notes="=HYPERLINK(\"http://evil\")", contact=None, service_s=420, wait_s=600,
               start_s=12 * 3600 + 900, departure_s=12 * 3600 + 1320, load={"tubes": 3}, distance_m=600.0),
         _step("end", "station", 24.940, 13 * 3600, load={"tubes": 3}, distance_m=900.0),
@@ -62,10 +89,10 @@ def doc() -> dict[str, Any]:
         "routes": [
             {"vehicle_id": "team-1", "kind": "team", "profile": "walk", "distance_m": 900.0,
              "duration_s": 5 * 3600, "travel_s": 1200.0, "wait_s": 600.0, "service_s": 960.0,
-             "cost": 5000.0, "geometry": line, "steps": team1},
+             "cost": 5000.0, "start": "08:00", "end": "13:00", "geometry": line, "steps": team1},
             {"vehicle_id": "team-2", "kind": "team", "profile": "drive", "distance_m": 0.0,
-             "duration_s": 0, "travel_s": 0, "wait_s": 0, "service_s": 0, "cost": 0, "geometry": None,
-             "steps": team2},
+             "duration_s": 0, "travel_s": 0, "wait_s": 0, "service_s": 0, "cost": 0, "start": "08:00",
+             "end": "08:00", "geometry": None, "steps": team2},
         ],
         "unassigned": [{"visit_id": "v-3", "reason": "fleet_full", "detail": "no time left",
                         "location": [24.950, 60.175]}],
@@ -219,12 +246,20 @@ def test_per_vehicle_exports_name_the_unknown_vehicle(doc: dict[str, Any], expor
         export(doc, "bus-9")
 
 
-def test_tolerates_steps_without_optional_fields(doc: dict[str, Any]) -> None:
+def test_steps_without_optional_fields_export(doc: dict[str, Any]) -> None:
     for step in doc["routes"][0]["steps"]:
-        for name in ("people", "priority", "address", "notes", "contact", "time_windows", "arrival"):
+        for name in ("people", "priority", "address", "notes", "contact", "time_windows"):
             step.pop(name, None)
     assert route_html(doc, "team-1") and route_csv(doc, "team-1") and route_gpx(doc, "team-1")
     assert plan_geojson(doc)["features"]
+
+
+def test_a_stored_document_missing_a_schedule_is_refused_naming_the_field(doc: dict[str, Any]) -> None:
+    from pydantic import ValidationError
+
+    del doc["routes"][0]["steps"][1]["arrival_s"]
+    with pytest.raises(ValidationError, match=r"routes\.0\.steps\.1\.arrival_s"):
+        read_document(doc)
 
 
 def test_used_vehicle_ids_skips_routes_without_visits(doc: dict[str, Any]) -> None:
@@ -250,7 +285,8 @@ def bus_doc() -> dict[str, Any]:
     people = {"plaza": 420, "yard-east": 900}
     problem = problem.replace(stops=[
         BusStop(s.id, s.location, people=people.get(s.id, 0), time_windows=s.time_windows, group=s.group,
-                demand={"tubes": -(-people.get(s.id, 0) // 10)}, notes=s.notes)
+                demand={"tubes": -(-people.get(s.id, 0) // 10)}, notes=s.notes,
+                address="Plaza gate" if s.id == "plaza" else None)
         for s in problem.stops
     ])
     evaluation = evaluate(problem, {"bus-1": ["yard-east", "plaza", "lab"], "team-1": ["a", "lab"]})
@@ -265,7 +301,7 @@ def bus_doc() -> dict[str, Any]:
             AreaCoverage("hamlet", 60, None, None, Reason.NO_STOP_IN_WALKING_RANGE, "nearest stop 9 km"),
         ),
     )
-    return plan_document(problem, plan, addresses={"plaza": "Plaza gate"})
+    return plan_document(problem, plan)
 
 
 def test_geojson_has_bus_stops_lab_drops_areas_and_catchments(bus_doc: dict[str, Any]) -> None:
@@ -290,7 +326,7 @@ def test_geojson_has_bus_stops_lab_drops_areas_and_catchments(bus_doc: dict[str,
     assert sorted(catchments.index) == ["compound", "school"]  # none for the uncovered hamlet
     line = catchments.loc["school"]
     assert line["stop_id"] == "plaza" and line["walk_m"] == 35.5
-    assert line.geometry.coords[-1] == pytest.approx(tuple(bus_doc["coverage"][0]["stop_location"]))
+    assert line.geometry.coords[-1] == pytest.approx(tuple(bus_doc.coverage[0].stop_location or ()))
     unassigned = frame[frame["feature"] == "unassigned"]
     assert list(unassigned["id"]) == ["yard-west"]
 
