@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
@@ -25,7 +26,7 @@ from service.auth import Keys, Role
 from service.config import Settings
 from service.main import create_app
 from service.store import Store
-from tests.service.serve import Server
+from tests.service.serve import Server, until
 
 pytestmark = pytest.mark.slow
 
@@ -47,10 +48,19 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         max_wait_s="2", wait_grace_s="1", max_visits="30", max_vehicles="5", workers="1",
     )
     try:
-        server.wait_ready(workers=1)
+        # The API answering is enough: fuzzed plans queue until the worker is up. Generous, as
+        # loading the network takes a while on a busy machine.
+        until(lambda: _answers(server), 300, f"the API answering\n{server.log()}")
         yield server
     finally:
         server.close()
+
+
+def _answers(server: Server) -> bool:
+    try:
+        return server.http.get("/healthz").status_code == 200
+    except httpx.TransportError:
+        return False
 
 
 @pytest.fixture(scope="module")
