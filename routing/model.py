@@ -116,10 +116,11 @@ def _check_id(value: str, kind: str) -> None:
         raise ProblemError(f"{kind} id must be a non-empty string, got {value!r}", path=("id",))
 
 
-def format_clock(seconds: int) -> str:
-    day, rest = divmod(int(seconds), DAY_S)
-    text = f"{rest // 3600:02d}:{rest % 3600 // 60:02d}"
-    return text if day == 0 else f"{text}+{day}d"
+def format_clock(seconds: float) -> str:
+    """``"HH:MM"`` for seconds from midnight of the plan's day, the one clock format of the output:
+    hours pass 24 on the next days (``"29:00"`` is 05:00 the next day), so times sort as text."""
+    total = math.floor(seconds)
+    return f"{total // 3600:02d}:{total % 3600 // 60:02d}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -99,6 +100,31 @@ def create_app(settings: Settings | None = None, *, runner: JobRunner | None = N
                    matrix.router, networks.router, health.router, pages.router, vroom.router, callbacks.router,
                    versions.router):
         app.include_router(router)
+    _document_unreadable_bodies(app)
     app.mount("/static/vendor/leaflet", pages.leaflet_files(), name="leaflet")
     app.mount("/static", pages.static_files(), name="static")
     return app
+
+
+UNREADABLE_BODY = {
+    "description": "The body cannot be read as JSON text (e.g. it is not UTF-8).",
+    "content": {"application/json": {"example": {"detail": "There was an error parsing the body"}}},
+}
+
+
+def _document_unreadable_bodies(app: FastAPI) -> None:
+    """FastAPI answers 400 itself, before any route runs, to a body it cannot decode: every
+    operation that takes a body says so (JSON that does not parse is a 422 like any bad field).
+    Added to the generated document, so no route can forget it."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = generate()
+            for operations in document.get("paths", {}).values():
+                for operation in operations.values():
+                    if isinstance(operation, dict) and "requestBody" in operation:
+                        operation["responses"].setdefault("400", UNREADABLE_BODY)
+        return app.openapi_schema or generate()
+
+    app.openapi = openapi  # type: ignore[method-assign]

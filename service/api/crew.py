@@ -12,6 +12,7 @@ from service import crew
 from service.api import deps
 from service.api.deps import CrewDep, DispatcherDep, Responses, SettingsDep, StoreDep, plan_of
 from service.api.field import now_s
+from service.api.links import CREW_LINK_LINKS
 from service.auth import Keys
 from service.crew_schemas import CrewDayOut, CrewLinkCreated, CrewLinkIn, CrewLinkList, CrewLinkOut
 from service.field import load_chain
@@ -28,7 +29,9 @@ AUTH: Responses = {**deps.AUTH, 404: {"description": "No plan with this id (in y
     summary="A crew link for one vehicle: a URL and QR codes to open on the crew's phone",
     status_code=status.HTTP_201_CREATED,
     response_model=CrewLinkCreated,
-    responses={422: {"description": "No such vehicle in the plan, or the day is over (naming the field)."}, **AUTH},
+    responses={201: {"links": CREW_LINK_LINKS},
+               422: {"description": "No such vehicle in the plan, or the day is over (naming the field)."},
+               **AUTH},
 )
 def create_crew_link(plan_id: str, body: CrewLinkIn, request: Request, settings: SettingsDep, store: StoreDep,
                      principal: DispatcherDep) -> CrewLinkCreated:

@@ -7,7 +7,8 @@ import ipaddress
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, HTTPException, Request, Security, status
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from service.auth import AuthError, Keys, Principal, Role
 from service.config import Settings
@@ -57,6 +58,22 @@ WaiterDep = Annotated[PlanWaiter, Depends(get_waiter)]
 
 _BEARER = "Bearer"
 
+API_KEY_HEADER = "X-API-Key"
+
+# The two ways to send a key, as OpenAPI security schemes: /docs shows "Authorize" and generated
+# clients carry the key. ``auto_error=False``: they only declare; :func:`get_principal` reads the
+# headers itself, so its 401s keep saying what is wrong (a malformed header, a revoked key).
+api_key_scheme = APIKeyHeader(
+    name=API_KEY_HEADER, scheme_name="ApiKey", auto_error=False,
+    description="An API key (`dsk_...`; a dispatcher creates keys with `doorstep keys create`).",
+)
+bearer_scheme = HTTPBearer(
+    scheme_name="Bearer", bearerFormat="API key", auto_error=False,
+    description="The same API key as a bearer token: `Authorization: Bearer dsk_...`.",
+)
+KeyHeader = Annotated[str | None, Security(api_key_scheme)]
+BearerToken = Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)]
+
 
 def _unauthorized(message: str) -> HTTPException:
     return HTTPException(status.HTTP_401_UNAUTHORIZED, message, headers={"WWW-Authenticate": _BEARER})
@@ -76,7 +93,7 @@ def get_principal(request: Request, settings: SettingsDep, store: StoreDep) -> P
     ``open``, or ``auto`` for a loopback client while no key has ever been created; otherwise 401.
     """
     header = request.headers.get("authorization", "")
-    token = request.headers.get("x-api-key", "")
+    token = request.headers.get(API_KEY_HEADER, "")
     if header:
         scheme, _, value = header.partition(" ")
         if scheme.lower() != "bearer" or not value.strip():
@@ -111,7 +128,7 @@ def _auto_closed(request: Request, keys: Keys) -> bool:
     return closed
 
 
-def require(*roles: Role) -> Callable[[Request], Principal]:
+def require(*roles: Role) -> Callable[..., Principal]:
     """A dependency that lets only ``roles`` through (403 naming the role that is needed).
 
     One dependency, not one on :func:`get_principal` (and its own on settings and store): on the
@@ -120,7 +137,8 @@ def require(*roles: Role) -> Callable[[Request], Principal]:
     """
     allowed = ", ".join(r.value for r in roles)
 
-    def check(request: Request) -> Principal:
+    # The scheme parameters are unused: they put the key's schemes on every operation that checks it.
+    def check(request: Request, _key: KeyHeader, _bearer: BearerToken) -> Principal:
         principal = get_principal(request, request.app.state.settings, request.app.state.store)
         if principal.role not in roles:
             raise HTTPException(

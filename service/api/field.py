@@ -30,6 +30,7 @@ from service.api.deps import (
     check_vehicle,
     plan_of,
 )
+from service.api.links import REPLAN_LINKS
 from service.auth import Principal, Role
 from service.callbacks import check_callback_url, subscribe
 from service.config import Settings
@@ -171,7 +172,9 @@ def get_progress(plan_id: str, store: StoreDep, principal: ReaderDep, at: AtQuer
     summary="Re-plan the rest of the day: a new version",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=ReplanOut,
-    responses={409: {"description": "Not the newest version, or it has no routes yet."},
+    responses={200: {"model": ReplanOut, "description": "With `?wait=true`: the new version is solved.",
+                     "links": REPLAN_LINKS}, 202: {"links": REPLAN_LINKS},
+               409: {"description": "Not the newest version, or it has no routes yet."},
                422: {"description": "Bad input, naming the field."}, **AUTH},
 )
 async def replan(

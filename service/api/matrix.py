@@ -5,11 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 
 from routing.errors import ProblemError
-from service.api.deps import NetworksDep, require
+from service.api.deps import AUTH, NetworksDep, require
 from service.auth import Role
 from service.schemas import MatrixOut, MatrixRequest, jsonable
 
-router = APIRouter(prefix="/v1", tags=["matrix"], dependencies=[Depends(require(Role.DISPATCHER, Role.INTEGRATOR))])
+router = APIRouter(prefix="/v1", tags=["matrix"], responses=AUTH,
+                   dependencies=[Depends(require(Role.DISPATCHER, Role.INTEGRATOR))])
 
 
 @router.post(

@@ -7,11 +7,12 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Query, status
 from fastapi.responses import JSONResponse
 
-from service.api.deps import NetworksDep, get_principal
+from service.api.deps import AUTH, NetworksDep, require
+from service.auth import Role
 from service.networks import streets_geojson
 from service.schemas import NetworkList, NetworkOut
 
-router = APIRouter(prefix="/v1", tags=["networks"], dependencies=[Depends(get_principal)])
+router = APIRouter(prefix="/v1", tags=["networks"], responses=AUTH, dependencies=[Depends(require(*Role))])
 
 
 @router.get("/networks", operation_id="list_networks", summary="Loaded road networks", response_model=NetworkList)

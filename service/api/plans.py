@@ -32,6 +32,7 @@ from service.api.deps import (
     plan_of,
 )
 from service.api.errors import unprocessable
+from service.api.links import plan_links
 from service.auth import Principal
 from service.callbacks import check_callback_url, subscribe
 from service.config import Settings
@@ -141,7 +142,9 @@ def _route(store: Store, plan_id: str, vehicle_id: str, principal: Principal) ->
     status_code=status.HTTP_202_ACCEPTED,
     response_model=PlanCreated,
     responses={
-        200: {"model": PlanOut, "description": "With `?wait=true`: the solve finished in time."},
+        200: {"model": PlanOut, "description": "With `?wait=true`: the solve finished in time.",
+              "links": plan_links(with_routes=True)},
+        202: {"links": plan_links(with_routes=True)},
         **INVALID,
         **TOO_LARGE,
         **AUTH,

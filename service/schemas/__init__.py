@@ -5,8 +5,9 @@ Conventions (declared once, as VROOM's API document does; repeated in the OpenAP
 - locations are ``[lon, lat]`` in WGS84 degrees;
 - durations are seconds, distances metres; time windows are inclusive ``[start, end]``;
 - a time is whole seconds from midnight of the plan's day, or a ``"HH:MM"`` / ``"HH:MM:SS"``
-  string; hours may pass 24 for shifts that run past midnight (``"29:00"`` is 05:00 next day).
-  Output gives both: ``arrival_s`` (seconds) and ``arrival`` (``"HH:MM"``, hours past 24 kept);
+  string; hours may pass 24 for shifts that run past midnight (``"29:00"`` is 05:00 next day;
+  ``"05:00+1d"`` is read too). Output gives both: ``arrival_s`` (seconds) and ``arrival``
+  (``"HH:MM"``, hours past 24 kept: the one clock format, :func:`routing.model.format_clock`);
 - callers own every id; output refers back by id, never by position.
 
 What is checked where: shape and range here (pydantic: every bad field answers 422 with its
@@ -69,9 +70,10 @@ CONVENTIONS = """\
 Conventions: locations are `[lon, lat]` (WGS84 degrees); durations are seconds and distances
 metres; time windows are inclusive `[start, end]`. A time is whole seconds from midnight of the
 plan's day or an `"HH:MM"` / `"HH:MM:SS"` string; hours may pass 24 for shifts past midnight
-(`"29:00"` is 05:00 the next day). Output gives every time twice: `*_s` in seconds and an
-`"HH:MM"` string. Callers own every id; output refers back by id. Matrices are indexed by site:
-the depots in request order, then the visits, then the bus stops, then the labs (each in request order).
+(`"29:00"` is 05:00 the next day; `"05:00+1d"` is read too). Output gives every time twice: `*_s`
+in seconds and an `"HH:MM"` string, always with hours past 24 (`"29:00"`), messages included.
+Callers own every id; output refers back by id. Matrices are indexed by site: the depots in
+request order, then the visits, then the bus stops, then the labs (each in request order).
 
 Errors: bad input answers `422` with `{"detail": [{"loc": [...], "msg": "...", "type": "..."}]}`
 naming the field; a body over the size limit `413`; a road network that cannot answer `503`;

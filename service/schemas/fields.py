@@ -42,7 +42,8 @@ Engine = Literal["auto", "ortools", "pyvrp", "vroom"]
 
 Id = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=128),
+    # The pattern documents what stripping implies: blanks alone are no id.
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=128, pattern=r"\S"),
     Field(description="Caller-owned id, unique among objects of its kind."),
 ]
 
@@ -71,6 +72,12 @@ def _check_lon_lat(value: tuple[float, float]) -> tuple[float, float]:
 LonLat = Annotated[
     tuple[float, float],
     AfterValidator(_check_lon_lat),
+    # The bounds are documented as the check applies them (its messages say more than a bare range).
+    WithJsonSchema({
+        "type": "array", "minItems": 2, "maxItems": 2,
+        "prefixItems": [{"type": "number", "minimum": -180, "maximum": 180},
+                        {"type": "number", "minimum": -90, "maximum": 90}],
+    }),
     Field(description="[lon, lat] in WGS84 degrees.", examples=[[24.9384, 60.1699]]),
 ]
 
@@ -83,6 +90,8 @@ def _parse_priority(value: Any) -> Priority:
         return value
     if isinstance(value, str) and value.strip().upper() in Priority.__members__:
         return Priority[value.strip().upper()]
+    if isinstance(value, float) and value.is_integer():  # 2.0 is the integer 2 to JSON Schema
+        value = int(value)
     if isinstance(value, int) and not isinstance(value, bool) and value in {p.value for p in Priority}:
         return Priority(value)
     names = ", ".join(p.name.lower() for p in Priority)

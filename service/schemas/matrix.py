@@ -6,7 +6,7 @@ import math
 from typing import Annotated
 
 import numpy as np
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 
 from routing.model import TravelMatrix
 from service.schemas.fields import MAX_MATRIX_DISTANCE_M, MAX_MATRIX_DURATION_S, Id, LonLat, Profile, _In
@@ -28,9 +28,14 @@ def _bounded(limit: float, unit: str) -> AfterValidator:
     return AfterValidator(check)
 
 
+def _documented(limit: float) -> WithJsonSchema:
+    # The bounds as the checks above apply them (their messages say more than a bare range).
+    return WithJsonSchema({"anyOf": [{"type": "number", "minimum": 0, "maximum": limit}, {"type": "null"}]})
+
+
 MatrixEntry = Annotated[float | None, AfterValidator(_finite_or_none)]
-DurationEntry = Annotated[MatrixEntry, _bounded(MAX_MATRIX_DURATION_S, "s")]
-DistanceEntry = Annotated[MatrixEntry, _bounded(MAX_MATRIX_DISTANCE_M, "m")]
+DurationEntry = Annotated[MatrixEntry, _bounded(MAX_MATRIX_DURATION_S, "s"), _documented(MAX_MATRIX_DURATION_S)]
+DistanceEntry = Annotated[MatrixEntry, _bounded(MAX_MATRIX_DISTANCE_M, "m"), _documented(MAX_MATRIX_DISTANCE_M)]
 
 
 class MatrixIn(_In):

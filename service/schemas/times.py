@@ -1,17 +1,30 @@
-"""Times on the wire: seconds from midnight or ``"HH:MM[:SS]"`` in, both out (hours may pass 24)."""
+"""Times on the wire: seconds from midnight or ``"HH:MM[:SS]"`` in, both out.
+
+One clock format out: ``"HH:MM"`` with hours past 24 on the next days (``"29:00"``), from
+:func:`routing.model.format_clock`. In, ``"05:00+1d"`` (the day count that error messages used
+to print) is accepted too, so text copied from an older message still reads back.
+"""
 
 from __future__ import annotations
 
-import math
 import re
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator, WithJsonSchema
 
-from routing.model import HORIZON_S
+from routing.model import HORIZON_S, format_clock
 from service.schemas.fields import _In
 
-_CLOCK_RE = re.compile(r"^\s*(\d{1,2}):([0-5]\d)(?::([0-5]\d))?\s*$")
+# The documented pattern is the check (ECMA-262 syntax, as JSON Schema has it; ASCII here so
+# nothing passes that the pattern refuses): up to the 7-day horizon, 168:00, with hours past 24
+# ("29:00"), or hours 0-23 and a day count ("05:00+1d"); blanks around are allowed.
+_MM_SS = r":[0-5]\d(:[0-5]\d)?"
+CLOCK_PATTERN = (
+    rf"^\s*((0?\d{{1,2}}|1[0-5]\d|16[0-7]){_MM_SS}|168:00(:00)?"
+    rf"|([01]?\d|2[0-3]){_MM_SS}\+[1-6]d|0?0:00(:00)?\+7d)\s*$"
+)
+_CLOCK_RE = re.compile(CLOCK_PATTERN, re.ASCII)
+_PARTS_RE = re.compile(r"(\d+):(\d\d)(?::(\d\d))?(?:\+(\d)d)?", re.ASCII)
 
 
 def parse_time(value: Any) -> int:
@@ -28,8 +41,10 @@ def parse_time(value: Any) -> int:
             raise ValueError(
                 f'a time must be whole seconds from midnight or "HH:MM" / "HH:MM:SS", got "{value}"'
             )
-        hours, minutes, secs = match.groups()
-        seconds = int(hours) * 3600 + int(minutes) * 60 + int(secs or 0)
+        parts = _PARTS_RE.search(value)
+        assert parts is not None  # the pattern matched
+        hours, minutes, secs, days = parts.groups()
+        seconds = (int(days or 0) * 24 + int(hours)) * 3600 + int(minutes) * 60 + int(secs or 0)
     else:
         raise ValueError(
             f'a time must be whole seconds from midnight or "HH:MM" / "HH:MM:SS", got {value!r}'
@@ -41,10 +56,8 @@ def parse_time(value: Any) -> int:
     return seconds
 
 
-def clock(seconds: float) -> str:
-    """``"HH:MM"`` for seconds from midnight; hours pass 24 the next day (``"29:00"``)."""
-    total = math.floor(seconds)
-    return f"{total // 3600:02d}:{total % 3600 // 60:02d}"
+clock = format_clock
+"""``"HH:MM"`` for seconds from midnight; hours pass 24 the next day (``"29:00"``)."""
 
 
 TimeOfDay = Annotated[
@@ -54,9 +67,11 @@ TimeOfDay = Annotated[
         {
             "anyOf": [
                 {"type": "integer", "minimum": 0, "maximum": HORIZON_S},
-                {"type": "string", "pattern": r"^\d{1,2}:[0-5]\d(:[0-5]\d)?$"},
+                {"type": "string", "pattern": CLOCK_PATTERN},
             ],
-            "description": 'Seconds from midnight, or "HH:MM" / "HH:MM:SS" (hours may pass 24).',
+            "description": 'Seconds from midnight, or "HH:MM" / "HH:MM:SS": hours pass 24 on the next days '
+            '("29:00" is 05:00 the next day), as every time in the output is written. "05:00+1d" is read too. '
+            'At most 168:00 (7 days).',
             "examples": ["08:00", 28800, "29:00"],
         }
     ),
