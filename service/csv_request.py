@@ -113,18 +113,22 @@ class _Rows:
         self.file = file
         self.errors = errors
         self.rows: list[tuple[int, dict[str, str]]] = []
-        reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
-        header = [h.strip() for h in reader.fieldnames or []]
-        missing = [c for c in FILES[file] if c not in header]
-        required = ("id", "lon", "lat") if file != "vehicles" else ("id", "start_depot", "shift_start", "shift_end")
-        if not header or any(c in missing for c in required):
-            self.error(1, None, f"the header must name the columns {', '.join(FILES[file])}"
-                       f" (missing: {', '.join(missing)})")
-            return
-        for row in reader:
-            cleaned = {(k or "").strip(): (v or "").strip() for k, v in row.items() if k is not None}
-            if any(cleaned.values()):
-                self.rows.append((reader.line_num, cleaned))
+        # newline="": the csv module reads line ends itself (a bare \r, an old Mac's, included).
+        reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff"), newline=""))
+        try:
+            header = [h.strip() for h in reader.fieldnames or []]
+            missing = [c for c in FILES[file] if c not in header]
+            required = ("id", "lon", "lat") if file != "vehicles" else ("id", "start_depot", "shift_start", "shift_end")
+            if not header or any(c in missing for c in required):
+                self.error(1, None, f"the header must name the columns {', '.join(FILES[file])}"
+                           f" (missing: {', '.join(missing)})")
+                return
+            for row in reader:
+                cleaned = {(k or "").strip(): (v or "").strip() for k, v in row.items() if k is not None}
+                if any(cleaned.values()):
+                    self.rows.append((reader.line_num, cleaned))
+        except csv.Error as error:  # e.g. a NUL byte, or a quote never closed
+            self.error(max(reader.line_num, 1), None, f"not readable as CSV: {error}")
 
     def error(self, line: int, column: str | None, msg: str) -> None:
         self.errors.append(CsvCellError(self.file, line, column, msg))

@@ -33,6 +33,7 @@ from typing import Any
 from sqlalchemy import String, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
+from routing.errors import UnknownReferenceError
 from service.jobs import JobRunner
 from service.schemas import PlanRequest, Status
 from service.store import Base, JSONType, PlanRow, Store, UTCDateTime, utcnow
@@ -89,7 +90,12 @@ def assign_districts(request: PlanRequest) -> dict[str, dict[str, str]]:
     """
     depots = depot_districts(request)
     out: dict[str, dict[str, str]] = {"vehicles": {}, "visits": {}, "stops": {}, "areas": {}, "labs": {}}
-    for vehicle in request.vehicles:
+    for i, vehicle in enumerate(request.vehicles):
+        if vehicle.district is None and vehicle.start_depot not in depots:
+            raise UnknownReferenceError(
+                f'Vehicle "{vehicle.id}": start_depot "{vehicle.start_depot}" is not a depot of this round',
+                path=("vehicles", i, "start_depot"),
+            )
         out["vehicles"][vehicle.id] = vehicle.district or depots[vehicle.start_depot]
     for kind in ("visits", "stops"):
         for item in getattr(request, kind):

@@ -47,7 +47,8 @@ class SecretOut(BaseModel):
 
 
 @router.get("/plans/{plan_id}/callbacks", operation_id="list_callbacks",
-            summary="The delivery log of a plan's callbacks", response_model=DeliveryList, responses=AUTH)
+            summary="The delivery log of a plan's callbacks", response_model=DeliveryList,
+            responses={**AUTH, 404: {"description": "No plan with this id (in your organisation)."}})
 def list_callbacks(plan_id: str, store: StoreDep, principal: ReaderDep) -> DeliveryList:
     row = plan_of(store, plan_id, principal)
     found = deliveries(store, row.id)

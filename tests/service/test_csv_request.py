@@ -123,3 +123,11 @@ def test_the_network_streets_are_geojson_within_the_box(client: TestClient) -> N
     assert client.get("/v1/networks/helsinki/streets?bbox=1,2").status_code == 422
     assert client.get("/v1/networks/nowhere/streets").status_code == 404
     assert client.get("/v1/networks/helsinki/streets?profile=bike").status_code == 404
+
+
+@pytest.mark.parametrize("text", ["!\u00ee\r|\u00a1", 'id,lon\n"never closed', "id\x00,lon\n"])
+def test_a_file_that_is_not_csv_is_an_error_naming_the_file_not_a_crash(text: str) -> None:
+    # Found by fuzzing the API: a bare carriage return inside a field answered 500.
+    with pytest.raises(CsvError) as raised:
+        request_from_csvs("", "M", text)
+    assert any(e.file == "depots" for e in raised.value.errors)
