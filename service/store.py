@@ -459,7 +459,6 @@ class Store:
 
     def claim(self, worker_id: str) -> ClaimedJob | None:
         """Take the oldest queued job, atomically; None when there is none."""
-        now = utcnow()
         oldest = (
             select(PlanRecord.id)
             .where(PlanRecord.status == Status.QUEUED.value)
@@ -468,29 +467,15 @@ class Store:
             .with_for_update(skip_locked=True)
             .scalar_subquery()
         )
-        statement = (
-            update(PlanRecord)
-            .where(PlanRecord.id == oldest, PlanRecord.status == Status.QUEUED.value)
-            .values(
-                status=Status.SOLVING.value,
-                worker_id=worker_id,
-                started_at=now,
-                heartbeat_at=now,
-                updated_at=now,
-                attempts=PlanRecord.attempts + 1,
-                progress=None,
-                error=None,
-            )
-            .returning(PlanRecord.id, PlanRecord.request, PlanRecord.time_limit_s, PlanRecord.attempts)
-        )
-        with self._session() as session:
-            found = session.execute(statement).first()
-        if found is None:
-            return None
-        return ClaimedJob(found.id, found.request, found.time_limit_s, found.attempts)
+        return self._take(oldest, worker_id)
 
     def claim_plan(self, plan_id: str, worker_id: str) -> ClaimedJob | None:
         """Take this queued job (a Celery task names its plan), atomically; None when it is not queued."""
+        return self._take(plan_id, worker_id)
+
+    def _take(self, plan_id: Any, worker_id: str) -> ClaimedJob | None:
+        """Mark the plan ``plan_id`` (an id, or a subquery choosing one) solving by ``worker_id``
+        if it is still queued, in one UPDATE, and return it as a job."""
         now = utcnow()
         statement = (
             update(PlanRecord)
