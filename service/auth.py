@@ -22,6 +22,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import threading
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -226,6 +228,10 @@ class Keys:
     def authenticate(self, token: str) -> Principal:
         """The principal of ``token``; :class:`AuthError` if it is malformed, unknown, revoked or
         expired."""
+        return self.authenticate_until(token)[0]
+
+    def authenticate_until(self, token: str) -> tuple[Principal, datetime | None]:
+        """The principal of ``token`` and when its key expires (None: not by date)."""
         prefix = _split(token.strip())
         if prefix is None:
             raise AuthError("malformed API key: keys look like dsk_<8 hex digits>_<secret>")
@@ -241,7 +247,7 @@ class Keys:
         if record.expires_at is not None and record.expires_at <= utcnow():
             raise AuthError(f"API key {prefix} expired at the end of its plan's day "
                             f"({record.expires_at:%Y-%m-%d %H:%M} UTC); ask a dispatcher for today's link")
-        return Principal(
+        principal = Principal(
             role=Role(record.role),
             organisation=record.organisation,
             vehicle_id=record.vehicle_id,
@@ -249,3 +255,47 @@ class Keys:
             key_prefix=record.prefix,
             plan_id=record.plan_id,
         )
+        return principal, record.expires_at
+
+
+class PrincipalCache:
+    """Recently authenticated keys, for ``ttl_s`` seconds: a read does not look its key up again.
+
+    Every call with a key used to cost a database round trip and, being blocking work, a hop to
+    the thread pool; a crew's phone or a dispatcher's screen sends the same key again and again.
+    Only successes are kept, by the SHA-256 of the whole key (a near miss of a valid key is not a
+    hit), and a key's own expiry is checked on every hit. A key revoked through this process is
+    forgotten at once (:meth:`forget`); one revoked elsewhere (the CLI, another API process)
+    stops working within ``ttl_s``.
+    """
+
+    def __init__(self, ttl_s: float, *, max_keys: int = 10_000) -> None:
+        self.ttl_s = ttl_s
+        self.max_keys = max_keys
+        self._entries: dict[str, tuple[Principal, datetime | None, float]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, token: str) -> Principal | None:
+        if self.ttl_s <= 0:
+            return None
+        entry = self._entries.get(sha256_hex(token))
+        if entry is None:
+            return None
+        principal, expires_at, cached_until = entry
+        if time.monotonic() >= cached_until or (expires_at is not None and expires_at <= utcnow()):
+            return None
+        return principal
+
+    def put(self, token: str, principal: Principal, expires_at: datetime | None) -> None:
+        if self.ttl_s <= 0 or (principal.role is Role.CREW and principal.plan_id is None):
+            return  # an old crew key binds to the first plan it opens: its next call must see that
+        with self._lock:
+            if len(self._entries) >= self.max_keys:
+                self._entries.clear()  # many distinct keys in ttl_s: start again, not an LRU's bookkeeping
+            self._entries[sha256_hex(token)] = (principal, expires_at, time.monotonic() + self.ttl_s)
+
+    def forget(self, prefix: str) -> None:
+        """Drop the key with ``prefix`` (it was just revoked)."""
+        with self._lock:
+            for digest in [d for d, (p, _, _) in self._entries.items() if p.key_prefix == prefix]:
+                del self._entries[digest]

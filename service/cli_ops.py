@@ -192,7 +192,10 @@ def revoke_link(prefix: Annotated[str, typer.Argument(help="The link's prefix (f
 
 @keys_app.command("revoke")
 def revoke_key(prefix: Annotated[str, typer.Argument(help="The key's prefix (from `keys list`).")]) -> None:
-    """Revoke a key: calls with it answer 401 from now on."""
+    """Revoke a key: calls with it answer 401 from now on (running API processes know a key they
+    checked for DOORSTEP_KEY_CACHE_S seconds more)."""
+    from service.config import get_settings
+
     store = _store()
     try:
         info = Keys(store).revoke(prefix)
@@ -200,7 +203,9 @@ def revoke_key(prefix: Annotated[str, typer.Argument(help="The key's prefix (fro
         store.close()
     if info is None:
         raise _fail(f'no key with prefix "{prefix}" (see `doorstep keys list`)')
-    console.print(f"revoked key {info.prefix} ({info.role.value}, {info.organisation})", highlight=False)
+    cache_s = get_settings().key_cache_s
+    console.print(f"revoked key {info.prefix} ({info.role.value}, {info.organisation})"
+                  + (f"; running API processes refuse it within {cache_s:g} s" if cache_s else ""), highlight=False)
 
 
 _AGE = re.compile(r"^\s*(\d+)\s*([dhw])\s*$")

@@ -131,6 +131,12 @@ class Settings(BaseSettings):
         "created, every other call needs one; required: every call needs a key; open: no call needs "
         "one (trusted test setups only). A key that is sent is always checked.",
     )
+    key_cache_s: float = Field(
+        default=5.0, ge=0, le=300,
+        description="How long an API key, once checked, is known without asking the database again: a key "
+        "revoked through another process (the CLI, another API process) stops working within this time; "
+        "0 checks every call.",
+    )
     default_organisation: str = Field(
         default="default", description="The organisation of calls made without a key (open access)."
     )

@@ -263,13 +263,23 @@ class Recovery:
     failed: list[str]
 
 
+POOL_SIZE = 40
+"""Connections kept open: as many as the API's thread pool has threads (AnyIO's default, 40).
+With SQLAlchemy's default of 5 (+10 overflow), reads from 40 threads kept opening and closing
+connections (a SQLite connection runs its pragmas each time): most of a plan read's cost."""
+POOL_OVERFLOW = 10
+
+
 def make_engine(url: str) -> Engine:
     """An engine for ``url``; SQLite files get WAL, a busy timeout and their directory created."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
+        in_memory = not parsed.database or parsed.database == ":memory:"
+        if parsed.database and not in_memory:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30})
+        # An in-memory database lives in one connection (SingletonThreadPool): no pool to size.
+        pool: dict[str, Any] = {} if in_memory else {"pool_size": POOL_SIZE, "max_overflow": POOL_OVERFLOW}
+        engine = create_engine(url, connect_args={"timeout": 30}, **pool)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -280,7 +290,7 @@ def make_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    return create_engine(url, pool_pre_ping=True, pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW)
 
 
 def migrate(engine: Engine) -> None:

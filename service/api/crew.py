@@ -10,7 +10,7 @@ from fastapi import APIRouter, HTTPException, Request, status
 
 from service import crew
 from service.api import deps
-from service.api.deps import CrewDep, DispatcherDep, Responses, SettingsDep, StoreDep, plan_of
+from service.api.deps import CrewDep, DispatcherDep, Responses, SettingsDep, StoreDep, key_cache, plan_of
 from service.api.field import now_s
 from service.api.links import CREW_LINK_LINKS
 from service.auth import Keys
@@ -57,7 +57,8 @@ def list_crew_links(plan_id: str, store: StoreDep, principal: DispatcherDep) -> 
 @router.delete("/v1/plans/{plan_id}/crew-links/{prefix}", operation_id="revoke_crew_link",
                summary="Revoke a crew link: the phone's calls answer 401 from now on",
                response_model=CrewLinkOut, responses=AUTH)
-def revoke_crew_link(plan_id: str, prefix: str, store: StoreDep, principal: DispatcherDep) -> CrewLinkOut:
+def revoke_crew_link(plan_id: str, prefix: str, request: Request, store: StoreDep,
+                     principal: DispatcherDep) -> CrewLinkOut:
     row = plan_of(store, plan_id, principal)
     keys = Keys(store)
     found = keys.get(prefix)
@@ -65,6 +66,7 @@ def revoke_crew_link(plan_id: str, prefix: str, store: StoreDep, principal: Disp
         raise HTTPException(status.HTTP_404_NOT_FOUND, f'plan {plan_id} has no crew link "{prefix}"')
     revoked = keys.revoke(prefix)
     assert revoked is not None
+    key_cache(request).forget(revoked.prefix)  # the phone's next call answers 401, not in a few seconds
     return CrewLinkOut.of(revoked)
 
 

@@ -4,13 +4,14 @@ and who is calling (:func:`get_principal`, role checks)."""
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, Security, status
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
-from service.auth import AuthError, Keys, Principal, Role
+from service.auth import AuthError, Keys, Principal, PrincipalCache, Role
 from service.config import Settings
 from service.crew import bind_unplanned_key
 from service.jobs import JobRunner
@@ -86,25 +87,32 @@ def _is_loopback(host: str | None) -> bool:
         return False
 
 
+def _token(request: Request) -> str:
+    """The key sent with ``request`` ("" if none); 401 for a malformed Authorization header."""
+    header = request.headers.get("authorization", "")
+    if header:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            raise _unauthorized("Authorization must be `Bearer <API key>`")
+        return value.strip()
+    return request.headers.get(API_KEY_HEADER, "")
+
+
 def get_principal(request: Request, settings: SettingsDep, store: StoreDep) -> Principal:
     """The caller, from ``Authorization: Bearer <key>`` or ``X-API-Key: <key>``.
 
     Without a key: allowed (as a dispatcher of ``settings.default_organisation``) when auth is
     ``open``, or ``auto`` for a loopback client while no key has ever been created; otherwise 401.
     """
-    header = request.headers.get("authorization", "")
-    token = request.headers.get(API_KEY_HEADER, "")
-    if header:
-        scheme, _, value = header.partition(" ")
-        if scheme.lower() != "bearer" or not value.strip():
-            raise _unauthorized("Authorization must be `Bearer <API key>`")
-        token = value.strip()
+    token = _token(request)
     keys = Keys(store)
     if token:
         try:
-            return keys.authenticate(token)
+            principal, expires_at = keys.authenticate_until(token)
         except AuthError as error:
             raise _unauthorized(str(error)) from None
+        key_cache(request).put(token, principal, expires_at)
+        return principal
     anonymous = Principal(Role.DISPATCHER, settings.default_organisation)
     if settings.auth == "open":
         return anonymous
@@ -115,6 +123,14 @@ def get_principal(request: Request, settings: SettingsDep, store: StoreDep) -> P
         "an API key is required: send `Authorization: Bearer <key>` or `X-API-Key: <key>` "
         "(a dispatcher creates keys with `doorstep keys create`)"
     )
+
+
+def key_cache(request: Request) -> PrincipalCache:
+    """The process's recently authenticated keys (made on first use)."""
+    cache: PrincipalCache | None = getattr(request.app.state, "key_cache", None)
+    if cache is None:
+        cache = request.app.state.key_cache = PrincipalCache(request.app.state.settings.key_cache_s)
+    return cache
 
 
 def _auto_closed(request: Request, keys: Keys) -> bool:
@@ -128,18 +144,23 @@ def _auto_closed(request: Request, keys: Keys) -> bool:
     return closed
 
 
-def require(*roles: Role) -> Callable[..., Principal]:
+def require(*roles: Role) -> Callable[..., Awaitable[Principal]]:
     """A dependency that lets only ``roles`` through (403 naming the role that is needed).
 
     One dependency, not one on :func:`get_principal` (and its own on settings and store): on the
     path of every call, each dependency FastAPI resolves, and each ``def`` one's thread-pool round
-    trip, cost more than the key lookup itself. This one is a single round trip for both.
+    trip, cost more than the key lookup itself. A key seen in the last seconds is known without
+    the database (:class:`PrincipalCache`), on the event loop; others are looked up in one round trip.
     """
     allowed = ", ".join(r.value for r in roles)
 
     # The scheme parameters are unused: they put the key's schemes on every operation that checks it.
-    def check(request: Request, _key: KeyHeader, _bearer: BearerToken) -> Principal:
-        principal = get_principal(request, request.app.state.settings, request.app.state.store)
+    async def check(request: Request, _key: KeyHeader, _bearer: BearerToken) -> Principal:
+        token = _token(request)
+        principal = key_cache(request).get(token) if token else None
+        if principal is None:
+            principal = await run_in_threadpool(
+                get_principal, request, request.app.state.settings, request.app.state.store)
         if principal.role not in roles:
             raise HTTPException(
                 status.HTTP_403_FORBIDDEN,

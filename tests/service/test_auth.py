@@ -3,6 +3,7 @@ organisations kept apart, personal data only for those allowed, and the `doorste
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -68,10 +69,39 @@ def test_calls_without_a_usable_key_are_401(fleet: Fleet) -> None:
     assert client.get("/healthz").status_code == 200  # health needs no key
 
 
-def test_a_revoked_key_is_401(fleet: Fleet) -> None:
-    assert fleet.client.get("/v1/plans", headers={"X-API-Key": fleet.integrator}).status_code == 200
-    fleet.keys.revoke(fleet.integrator.split("_")[1])
-    response = fleet.client.get("/v1/plans", headers={"X-API-Key": fleet.integrator})
+def test_a_key_revoked_by_another_process_is_401_within_the_key_cache_time(
+    sqlite_url: str, make_settings: MakeSettings
+) -> None:
+    # The CLI revokes in its own process: the API knows a key it checked for key_cache_s seconds.
+    with TestClient(create_app(make_settings(sqlite_url, auth="required", key_cache_s=0.5))) as client:
+        keys = Keys(client.app.state.store)  # type: ignore[attr-defined]
+        token = keys.create(role=Role.INTEGRATOR, organisation="north")[1]
+        assert client.get("/v1/plans", headers={"X-API-Key": token}).status_code == 200
+        keys.revoke(token.split("_")[1])
+        time.sleep(0.6)
+        response = client.get("/v1/plans", headers={"X-API-Key": token})
+        assert response.status_code == 401 and "revoked" in response.json()["detail"]
+
+
+def test_with_no_key_cache_a_revoked_key_is_401_at_once(sqlite_url: str, make_settings: MakeSettings) -> None:
+    with TestClient(create_app(make_settings(sqlite_url, auth="required", key_cache_s=0))) as client:
+        keys = Keys(client.app.state.store)  # type: ignore[attr-defined]
+        token = keys.create(role=Role.INTEGRATOR, organisation="north")[1]
+        assert client.get("/v1/plans", headers={"X-API-Key": token}).status_code == 200
+        keys.revoke(token.split("_")[1])
+        response = client.get("/v1/plans", headers={"X-API-Key": token})
+        assert response.status_code == 401 and "revoked" in response.json()["detail"]
+
+
+def test_a_crew_link_revoked_through_the_api_is_401_at_once(fleet: Fleet) -> None:
+    client, headers = fleet.client, bearer(fleet.dispatcher)
+    link = client.post(f"/v1/plans/{fleet.plan_id}/crew-links", json={"vehicle_id": "t1"}, headers=headers)
+    assert link.status_code == 201, link.text
+    token, prefix = link.json()["url"].partition("#key=")[2], link.json()["prefix"]
+    assert client.get(f"/v1/plans/{fleet.plan_id}/routes/t1", headers=bearer(token)).status_code == 200
+    revoked = client.delete(f"/v1/plans/{fleet.plan_id}/crew-links/{prefix}", headers=headers)
+    assert revoked.status_code == 200, revoked.text
+    response = client.get(f"/v1/plans/{fleet.plan_id}/routes/t1", headers=bearer(token))
     assert response.status_code == 401 and "revoked" in response.json()["detail"]
 
 
@@ -198,9 +228,11 @@ def test_keys_are_created_listed_and_revoked_with_the_cli(
         prefix = token.split("_")[1]
         listed = runner.invoke(cli, ["keys", "list"])
         assert prefix in listed.output and token not in listed.output  # the secret is shown once
-        with TestClient(create_app(make_settings(sqlite_url, auth="required"))) as client:
+        with TestClient(create_app(make_settings(sqlite_url, auth="required", key_cache_s=0.3))) as client:
             assert client.get("/v1/plans", headers=bearer(token)).status_code == 200
-            assert runner.invoke(cli, ["keys", "revoke", prefix]).exit_code == 0
+            revoked = runner.invoke(cli, ["keys", "revoke", prefix])
+            assert revoked.exit_code == 0 and "refuse it within 5 s" in " ".join(revoked.output.split())
+            time.sleep(0.3)  # the API's key_cache_s
             assert client.get("/v1/plans", headers=bearer(token)).status_code == 401
         assert runner.invoke(cli, ["keys", "revoke", "ffffffff"]).exit_code == 2
         bad = runner.invoke(cli, ["keys", "create", "--role", "crew", "--org", "north"])

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -26,6 +27,9 @@ from tests.service.conftest import wait_for
 from tests.service.test_field import CONTACT, NOTE, line_request
 
 MakeSettings = Callable[..., Settings]
+
+
+KEY_CACHE_S = 0.3
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -61,7 +65,8 @@ class Post:
 
 @pytest.fixture
 def post(sqlite_url: str, make_settings: MakeSettings) -> Iterator[Post]:
-    with TestClient(create_app(make_settings(sqlite_url, auth="required"))) as client:
+    # A short key cache: the CLI revokes from outside the API's process (known within key_cache_s).
+    with TestClient(create_app(make_settings(sqlite_url, auth="required", key_cache_s=KEY_CACHE_S))) as client:
         yield Post(client)
 
 
@@ -200,6 +205,7 @@ def test_crew_links_with_the_cli(post: Post, sqlite_url: str, monkeypatch: pytes
         listed = runner.invoke(cli, ["crew-links", "list", "--plan", post.today])
         assert listed.exit_code == 0 and prefix in listed.output and key_of(url) not in listed.output
         assert runner.invoke(cli, ["crew-links", "revoke", prefix]).exit_code == 0
+        time.sleep(KEY_CACHE_S)
         assert post.client.get("/v1/crew/day", headers=crew).status_code == 401
         for args, message in [
             (["--plan", post.today, "--vehicle", "t9"], 'no vehicle "t9"'),
