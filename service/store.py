@@ -311,6 +311,9 @@ class Store:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self.reads_are_local = engine.dialect.name == "sqlite"
+        """Whether a read is a lookup in a local file rather than a round trip to a server: an
+        embedded SQLite database in WAL mode, whose readers never wait for a writer."""
 
     @classmethod
     def from_url(cls, url: str) -> Store:

@@ -10,7 +10,8 @@ processes (:mod:`service.jobs`).
 from __future__ import annotations
 
 import urllib.parse
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated, Any, ParamSpec, TypeVar
 
 from fastapi import APIRouter, Body, HTTPException, Query, Response, status
 from fastapi.responses import JSONResponse
@@ -30,10 +31,11 @@ from service.api.deps import (
     WaiterDep,
     check_vehicle,
     plan_of,
+    read_now,
 )
 from service.api.errors import unprocessable
 from service.api.links import plan_links
-from service.auth import Principal
+from service.auth import Principal, Role
 from service.callbacks import check_callback_url, subscribe
 from service.config import Settings
 from service.jobs import JobRunner
@@ -242,7 +244,11 @@ def export_plan_geojson(plan_id: str, store: StoreDep, principal: ReaderDep) -> 
     response_model=PlanOut,
     responses={**NOT_FOUND, **AUTH},
 )
-def get_plan(plan_id: str, store: StoreDep, principal: ReaderDep) -> Response:
+async def get_plan(plan_id: str, store: StoreDep, principal: ReaderDep) -> Response:
+    return await read_now(store, _plan_response, store, plan_id, principal)
+
+
+def _plan_response(store: Store, plan_id: str, principal: Principal) -> Response:
     # Serialised here, once: returned as a model, FastAPI would check it against PlanOut again and
     # serialise it through its own adapter, which cost more than reading the plan.
     plan = _shown(_get(store, plan_id, principal, document=True), principal)
@@ -281,7 +287,11 @@ _ROUTE_RESPONSES: Responses = {**NOT_FOUND, **NOT_READY, **AUTH}
     responses={200: {"content": {"text/csv": {"example": "seq,kind,id,arrival,...\n1,visit,v-1,09:00,...\n"}}},
                **_ROUTE_RESPONSES},
 )
-def export_route_csv(plan_id: str, vehicle_id: str, store: StoreDep, principal: PrincipalDep) -> Response:
+async def export_route_csv(plan_id: str, vehicle_id: str, store: StoreDep, principal: PrincipalDep) -> Response:
+    return await _route_read(store, principal, _route_csv, store, plan_id, vehicle_id, principal)
+
+
+def _route_csv(store: Store, plan_id: str, vehicle_id: str, principal: Principal) -> Response:
     document, _ = _route(store, plan_id, vehicle_id, principal)
     return _attachment(exports.route_csv(document, vehicle_id), "text/csv; charset=utf-8", vehicle_id, "csv")
 
@@ -294,7 +304,11 @@ def export_route_csv(plan_id: str, vehicle_id: str, store: StoreDep, principal: 
     responses={200: {"content": {"application/gpx+xml": {"example": '<gpx version="1.1">...</gpx>'}}},
                **_ROUTE_RESPONSES},
 )
-def export_route_gpx(plan_id: str, vehicle_id: str, store: StoreDep, principal: PrincipalDep) -> Response:
+async def export_route_gpx(plan_id: str, vehicle_id: str, store: StoreDep, principal: PrincipalDep) -> Response:
+    return await _route_read(store, principal, _route_gpx, store, plan_id, vehicle_id, principal)
+
+
+def _route_gpx(store: Store, plan_id: str, vehicle_id: str, principal: Principal) -> Response:
     document, _ = _route(store, plan_id, vehicle_id, principal)
     return _attachment(exports.route_gpx(document, vehicle_id), "application/gpx+xml", vehicle_id, "gpx")
 
@@ -306,7 +320,11 @@ def export_route_gpx(plan_id: str, vehicle_id: str, store: StoreDep, principal: 
     response_class=Response,
     responses={200: {"content": {"text/html": {"example": "<!doctype html>..."}}}, **_ROUTE_RESPONSES},
 )
-def export_route_html(plan_id: str, vehicle_id: str, store: StoreDep, principal: PrincipalDep) -> Response:
+async def export_route_html(plan_id: str, vehicle_id: str, store: StoreDep, principal: PrincipalDep) -> Response:
+    return await _route_read(store, principal, _route_html, store, plan_id, vehicle_id, principal)
+
+
+def _route_html(store: Store, plan_id: str, vehicle_id: str, principal: Principal) -> Response:
     document, _ = _route(store, plan_id, vehicle_id, principal)
     return Response(exports.route_html(document, vehicle_id), media_type="text/html; charset=utf-8")
 
@@ -318,15 +336,32 @@ def export_route_html(plan_id: str, vehicle_id: str, store: StoreDep, principal:
     response_model=RouteDetail,
     responses=_ROUTE_RESPONSES,
 )
-def get_route(plan_id: str, vehicle_id: str, store: StoreDep, principal: PrincipalDep) -> RouteDetail:
+async def get_route(plan_id: str, vehicle_id: str, store: StoreDep, principal: PrincipalDep) -> RouteDetail:
     """Crews: only their own vehicle's (403 for any other). A route of a plan that has been
     re-planned says which version replaced it (``superseded_by``): the crew loads that one."""
+    return await _route_read(store, principal, _route_detail, store, plan_id, vehicle_id, principal)
+
+
+def _route_detail(store: Store, plan_id: str, vehicle_id: str, principal: Principal) -> RouteDetail:
     _, route = _route(store, plan_id, vehicle_id, principal)
     row = store.get(plan_id)
     live = [v for v in store.versions(row.root) if v.publication == "published"] if row is not None else []
     newest = live[-1].id if live else plan_id
     superseded_by = None if newest == plan_id else newest
     return RouteDetail.model_validate({"plan_id": plan_id, **dict(route), "superseded_by": superseded_by})
+
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+async def _route_read(store: Store, principal: Principal, read: Callable[P, T], *args: P.args,
+                      **kwargs: P.kwargs) -> T:
+    """A route read at once (:func:`read_now`), unless it binds an old crew key to its first plan:
+    that is a write, which may wait for the database's lock, so it goes to the thread pool."""
+    if principal.role is Role.CREW and principal.plan_id is None:
+        return await run_in_threadpool(read, *args, **kwargs)
+    return await read_now(store, read, *args, **kwargs)
 
 
 def _attachment(body: str, media_type: str, vehicle_id: str, extension: str) -> Response:
