@@ -33,6 +33,7 @@ from service.config import Settings, get_settings
 from service.idempotency import IdempotencyMiddleware
 from service.jobs import JobRunner, LocalProcessRunner
 from service.networks import NetworkRegistry
+from service.plan_reads import PlanReads
 from service.rounds import RoundKeeper, Rounds
 from service.schemas import CONVENTIONS
 from service.store import Store, migrate
@@ -63,6 +64,7 @@ def create_app(settings: Settings | None = None, *, runner: JobRunner | None = N
             settings, store, registry, job_runner
         )
         app.state.waiter = PlanWaiter(store)
+        app.state.plan_reads = PlanReads()
         # Callbacks are delivered from this process, never from a solving worker.
         sender = CallbackSender(store, settings)
         sender.start()

@@ -115,6 +115,7 @@ def purge(
             record.request = _purged_request(record.request)
             record.document = _purged_document(record.document)
             record.purged_at = now
+            record.updated_at = now  # what the read path keeps of the plan is out of date
             roots.setdefault(record.root_id or record.id, []).append(record.id)
         for root in roots:
             events = session.execute(select(EventRecord).where(EventRecord.plan_id == root)).scalars().all()

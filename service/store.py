@@ -241,6 +241,7 @@ def _get_statement(*, request: bool, document: bool) -> Select[Any]:
 # its cache and adapting the cached result map to the new column objects (a comparison per
 # column), where SQLite answers in tens of microseconds.
 _GET = {(r, d): _get_statement(request=r, document=d) for r in (False, True) for d in (False, True)}
+_DOCUMENT = select(PlanRecord.document).where(PlanRecord.id == bindparam("plan_id"))
 
 
 def _row(values: Any, *, request: Any = None, document: Any = None) -> PlanRow:
@@ -403,6 +404,11 @@ class Store:
             request=data.get("request"),
             document=data.get("document"),
         )
+
+    def document(self, plan_id: str) -> dict[str, Any] | None:
+        """Only the plan's document (its stored JSON form), for a caller that has its row."""
+        found = self.read_one(_DOCUMENT, plan_id=plan_id)
+        return None if found is None else found.document
 
     def request_parts(self, plan_ids: list[str], keys: tuple[str, ...]) -> dict[str, dict[str, Any]]:
         """Only the ``keys`` lists of each plan's request (e.g. its visits, not its matrices): the

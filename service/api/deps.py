@@ -16,6 +16,7 @@ from service.config import Settings
 from service.crew import bind_unplanned_key
 from service.jobs import JobRunner
 from service.networks import NetworkRegistry
+from service.plan_reads import PlanReads
 from service.store import PlanRow, Store
 from service.waits import PlanWaiter
 
@@ -41,6 +42,11 @@ async def get_runner(request: Request) -> JobRunner:
 async def get_networks(request: Request) -> NetworkRegistry:
     networks: NetworkRegistry = request.app.state.networks
     return networks
+
+
+async def get_plan_reads(request: Request) -> PlanReads:
+    reads: PlanReads = request.app.state.plan_reads
+    return reads
 
 
 async def get_waiter(request: Request) -> PlanWaiter:
@@ -71,6 +77,7 @@ StoreDep = Annotated[Store, Depends(get_store)]
 RunnerDep = Annotated[JobRunner, Depends(get_runner)]
 NetworksDep = Annotated[NetworkRegistry, Depends(get_networks)]
 WaiterDep = Annotated[PlanWaiter, Depends(get_waiter)]
+PlanReadsDep = Annotated[PlanReads, Depends(get_plan_reads)]
 
 
 # -- who is calling ------------------------------------------------------------------------------

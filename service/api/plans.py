@@ -22,6 +22,7 @@ from service.api.deps import (
     AUTH,
     DispatcherDep,
     NetworksDep,
+    PlanReadsDep,
     PrincipalDep,
     ReaderDep,
     Responses,
@@ -40,6 +41,7 @@ from service.callbacks import check_callback_url, subscribe
 from service.config import Settings
 from service.jobs import JobRunner
 from service.networks import NetworkRegistry
+from service.plan_reads import PlanReads
 from service.planning import check_request, plan_out, plan_summary_out, plan_url, stored_request, wait_budget
 from service.privacy import redact_document, redact_route
 from service.schemas import (
@@ -52,7 +54,6 @@ from service.schemas import (
     RouteDetail,
     RouteOut,
     Status,
-    read_document,
 )
 from service.store import PlanRow, Store
 
@@ -101,14 +102,20 @@ def _get(store: Store, plan_id: str, principal: Principal, *, document: bool = F
     return plan_of(store, plan_id, principal, document=document, request=request)
 
 
-def _shown(row: PlanRow, principal: Principal) -> PlanOut:
+def _shown(reads: PlanReads, store: Store, row: PlanRow, principal: Principal) -> PlanOut:
     """The plan as ``principal`` may see it (personal data only if allowed)."""
-    return plan_out(row, redact_document(read_document(row.document), principal))
+    return plan_out(row, redact_document(reads.document(store, row), principal))
 
 
-def _document(store: Store, plan_id: str, principal: Principal) -> tuple[PlanRow, PlanDocument]:
-    row = _get(store, plan_id, principal, document=True)
-    document = read_document(row.document)
+def _shown_json(reads: PlanReads, store: Store, row: PlanRow, principal: Principal) -> bytes:
+    """:func:`_shown`, serialised (kept while the plan is unchanged)."""
+    return reads.answer(row, principal.sees_personal_data(),
+                        lambda: _shown(reads, store, row, principal).model_dump_json().encode())
+
+
+def _document(reads: PlanReads, store: Store, plan_id: str, principal: Principal) -> tuple[PlanRow, PlanDocument]:
+    row = _get(store, plan_id, principal)
+    document = reads.document(store, row)
     if document is None:
         if row.status in (Status.QUEUED, Status.SOLVING):
             detail = f"plan {plan_id} is {row.status.value}: its routes are ready when it is done"
@@ -118,10 +125,11 @@ def _document(store: Store, plan_id: str, principal: Principal) -> tuple[PlanRow
     return row, document
 
 
-def _route(store: Store, plan_id: str, vehicle_id: str, principal: Principal) -> tuple[PlanDocument, RouteOut]:
+def _route(reads: PlanReads, store: Store, plan_id: str, vehicle_id: str,
+           principal: Principal) -> tuple[PlanDocument, RouteOut]:
     """The document (with only this route) and the route, as ``principal`` may see them."""
     check_vehicle(principal, vehicle_id)
-    _, document = _document(store, plan_id, principal)
+    _, document = _document(reads, store, plan_id, principal)
     route = document.route(vehicle_id)
     if route is not None:
         route = redact_route(route, principal)
@@ -161,6 +169,7 @@ async def create_plan(
     runner: RunnerDep,
     networks: NetworksDep,
     waiter: WaiterDep,
+    reads: PlanReadsDep,
     principal: ReaderDep,
     wait: Annotated[
         bool,
@@ -178,7 +187,7 @@ async def create_plan(
     row = await run_in_threadpool(_queue, request, settings, store, runner, networks, principal)
     url = plan_url(row.id)
     if wait and await waiter.wait(row.id, wait_budget(row.time_limit_s, settings)):
-        return await run_in_threadpool(_finished, store, row.id, principal, url)
+        return await run_in_threadpool(_finished, reads, store, row.id, principal, url)
     response.headers["Location"] = url
     return PlanCreated(id=row.id, status=Status.QUEUED, url=url)
 
@@ -200,14 +209,14 @@ def _queue(request: PlanRequest, settings: Settings, store: Store, runner: JobRu
     return row
 
 
-def _finished(store: Store, plan_id: str, principal: Principal, url: str) -> Response:
+def _finished(reads: PlanReads, store: Store, plan_id: str, principal: Principal, url: str) -> Response:
     """The answer to a wait that saw the plan finish: the plan, or 422 if the worker found bad input."""
-    current = store.get(plan_id, document=True)
+    current = store.get(plan_id)
     assert current is not None
     if current.error and current.error.get("type") == "input_error":
         return unprocessable(current.error.get("loc") or ["body"], current.error["msg"])
-    return JSONResponse(_shown(current, principal).model_dump(mode="json"), status_code=200,
-                        headers={"Location": url})
+    return Response(_shown_json(reads, store, current, principal), status_code=200, headers={"Location": url},
+                    media_type="application/json")
 
 
 @router.get("", operation_id="list_plans", summary="List plans, newest first", response_model=PlanList,
@@ -231,8 +240,8 @@ def list_plans(
     responses={200: {"content": {"application/geo+json": {"example": {"type": "FeatureCollection", "features": []}}}},
                **NOT_FOUND, **NOT_READY, **AUTH},
 )
-def export_plan_geojson(plan_id: str, store: StoreDep, principal: ReaderDep) -> JSONResponse:
-    _, document = _document(store, plan_id, principal)
+def export_plan_geojson(plan_id: str, store: StoreDep, reads: PlanReadsDep, principal: ReaderDep) -> JSONResponse:
+    _, document = _document(reads, store, plan_id, principal)
     return JSONResponse(exports.plan_geojson(redact_document(document, principal) or document),
                         media_type="application/geo+json")
 
@@ -244,15 +253,15 @@ def export_plan_geojson(plan_id: str, store: StoreDep, principal: ReaderDep) -> 
     response_model=PlanOut,
     responses={**NOT_FOUND, **AUTH},
 )
-async def get_plan(plan_id: str, store: StoreDep, principal: ReaderDep) -> Response:
-    return await read_now(store, _plan_response, store, plan_id, principal)
+async def get_plan(plan_id: str, store: StoreDep, reads: PlanReadsDep, principal: ReaderDep) -> Response:
+    return await read_now(store, _plan_response, reads, store, plan_id, principal)
 
 
-def _plan_response(store: Store, plan_id: str, principal: Principal) -> Response:
+def _plan_response(reads: PlanReads, store: Store, plan_id: str, principal: Principal) -> Response:
     # Serialised here, once: returned as a model, FastAPI would check it against PlanOut again and
     # serialise it through its own adapter, which cost more than reading the plan.
-    plan = _shown(_get(store, plan_id, principal, document=True), principal)
-    return Response(plan.model_dump_json(), media_type="application/json")
+    body = _shown_json(reads, store, _get(store, plan_id, principal), principal)
+    return Response(body, media_type="application/json")
 
 
 @router.delete(
@@ -264,7 +273,8 @@ def _plan_response(store: Store, plan_id: str, principal: Principal) -> Response
         "application/json": {"example": {"detail": "plan 5f0c6b8e... is already done: nothing to cancel"}}}},
         **AUTH},
 )
-def cancel_plan(plan_id: str, store: StoreDep, runner: RunnerDep, principal: DispatcherDep) -> PlanOut:
+def cancel_plan(plan_id: str, store: StoreDep, reads: PlanReadsDep, runner: RunnerDep,
+                principal: DispatcherDep) -> PlanOut:
     """A queued plan is cancelled at once. A solving one stops within about a second and keeps
     the best plan found so far (`status` becomes `cancelled`; poll for it)."""
     row = _get(store, plan_id, principal)
@@ -273,10 +283,33 @@ def cancel_plan(plan_id: str, store: StoreDep, runner: RunnerDep, principal: Dis
         raise HTTPException(status.HTTP_409_CONFLICT, detail)
     store.request_cancel(plan_id)
     runner.cancel(plan_id)
-    return _shown(_get(store, plan_id, principal, document=True), principal)
+    return _shown(reads, store, _get(store, plan_id, principal), principal)
 
 
 _ROUTE_RESPONSES: Responses = {**NOT_FOUND, **NOT_READY, **AUTH}
+
+_EXPORTS: dict[str, tuple[Callable[[PlanDocument, str], str], str]] = {
+    "csv": (exports.route_csv, "text/csv; charset=utf-8"),
+    "gpx": (exports.route_gpx, "application/gpx+xml"),
+    "html": (exports.route_html, "text/html; charset=utf-8"),
+}
+
+
+def _route_export(reads: PlanReads, store: Store, plan_id: str, vehicle_id: str, principal: Principal,
+                  kind: str) -> Response:
+    """One crew's route as a file (kept while the plan is unchanged: phones download it again and again)."""
+    check_vehicle(principal, vehicle_id)
+    row = _get(store, plan_id, principal)
+    render, media_type = _EXPORTS[kind]
+
+    def build() -> bytes:
+        document, _ = _route(reads, store, plan_id, vehicle_id, principal)
+        return render(document, vehicle_id).encode()
+
+    body = reads.answer(row, (kind, vehicle_id, principal.sees_personal_data(vehicle_id)), build)
+    # The printable page opens in the browser; the others are saved as <vehicle>.<kind>.
+    headers = {} if kind == "html" else {"Content-Disposition": content_disposition(vehicle_id, kind)}
+    return Response(body, media_type=media_type, headers=headers)
 
 
 @router.get(
@@ -287,13 +320,10 @@ _ROUTE_RESPONSES: Responses = {**NOT_FOUND, **NOT_READY, **AUTH}
     responses={200: {"content": {"text/csv": {"example": "seq,kind,id,arrival,...\n1,visit,v-1,09:00,...\n"}}},
                **_ROUTE_RESPONSES},
 )
-async def export_route_csv(plan_id: str, vehicle_id: str, store: StoreDep, principal: PrincipalDep) -> Response:
-    return await _route_read(store, principal, _route_csv, store, plan_id, vehicle_id, principal)
+async def export_route_csv(plan_id: str, vehicle_id: str, store: StoreDep, reads: PlanReadsDep,
+                            principal: PrincipalDep) -> Response:
+    return await _route_read(store, principal, _route_export, reads, store, plan_id, vehicle_id, principal, "csv")
 
-
-def _route_csv(store: Store, plan_id: str, vehicle_id: str, principal: Principal) -> Response:
-    document, _ = _route(store, plan_id, vehicle_id, principal)
-    return _attachment(exports.route_csv(document, vehicle_id), "text/csv; charset=utf-8", vehicle_id, "csv")
 
 
 @router.get(
@@ -304,13 +334,10 @@ def _route_csv(store: Store, plan_id: str, vehicle_id: str, principal: Principal
     responses={200: {"content": {"application/gpx+xml": {"example": '<gpx version="1.1">...</gpx>'}}},
                **_ROUTE_RESPONSES},
 )
-async def export_route_gpx(plan_id: str, vehicle_id: str, store: StoreDep, principal: PrincipalDep) -> Response:
-    return await _route_read(store, principal, _route_gpx, store, plan_id, vehicle_id, principal)
+async def export_route_gpx(plan_id: str, vehicle_id: str, store: StoreDep, reads: PlanReadsDep,
+                            principal: PrincipalDep) -> Response:
+    return await _route_read(store, principal, _route_export, reads, store, plan_id, vehicle_id, principal, "gpx")
 
-
-def _route_gpx(store: Store, plan_id: str, vehicle_id: str, principal: Principal) -> Response:
-    document, _ = _route(store, plan_id, vehicle_id, principal)
-    return _attachment(exports.route_gpx(document, vehicle_id), "application/gpx+xml", vehicle_id, "gpx")
 
 
 @router.get(
@@ -320,13 +347,10 @@ def _route_gpx(store: Store, plan_id: str, vehicle_id: str, principal: Principal
     response_class=Response,
     responses={200: {"content": {"text/html": {"example": "<!doctype html>..."}}}, **_ROUTE_RESPONSES},
 )
-async def export_route_html(plan_id: str, vehicle_id: str, store: StoreDep, principal: PrincipalDep) -> Response:
-    return await _route_read(store, principal, _route_html, store, plan_id, vehicle_id, principal)
+async def export_route_html(plan_id: str, vehicle_id: str, store: StoreDep, reads: PlanReadsDep,
+                            principal: PrincipalDep) -> Response:
+    return await _route_read(store, principal, _route_export, reads, store, plan_id, vehicle_id, principal, "html")
 
-
-def _route_html(store: Store, plan_id: str, vehicle_id: str, principal: Principal) -> Response:
-    document, _ = _route(store, plan_id, vehicle_id, principal)
-    return Response(exports.route_html(document, vehicle_id), media_type="text/html; charset=utf-8")
 
 
 @router.get(
@@ -336,14 +360,15 @@ def _route_html(store: Store, plan_id: str, vehicle_id: str, principal: Principa
     response_model=RouteDetail,
     responses=_ROUTE_RESPONSES,
 )
-async def get_route(plan_id: str, vehicle_id: str, store: StoreDep, principal: PrincipalDep) -> RouteDetail:
+async def get_route(plan_id: str, vehicle_id: str, store: StoreDep, reads: PlanReadsDep,
+                    principal: PrincipalDep) -> RouteDetail:
     """Crews: only their own vehicle's (403 for any other). A route of a plan that has been
     re-planned says which version replaced it (``superseded_by``): the crew loads that one."""
-    return await _route_read(store, principal, _route_detail, store, plan_id, vehicle_id, principal)
+    return await _route_read(store, principal, _route_detail, reads, store, plan_id, vehicle_id, principal)
 
 
-def _route_detail(store: Store, plan_id: str, vehicle_id: str, principal: Principal) -> RouteDetail:
-    _, route = _route(store, plan_id, vehicle_id, principal)
+def _route_detail(reads: PlanReads, store: Store, plan_id: str, vehicle_id: str, principal: Principal) -> RouteDetail:
+    _, route = _route(reads, store, plan_id, vehicle_id, principal)
     row = store.get(plan_id)
     live = [v for v in store.versions(row.root) if v.publication == "published"] if row is not None else []
     newest = live[-1].id if live else plan_id
@@ -362,12 +387,6 @@ async def _route_read(store: Store, principal: Principal, read: Callable[P, T], 
     if principal.role is Role.CREW and principal.plan_id is None:
         return await run_in_threadpool(read, *args, **kwargs)
     return await read_now(store, read, *args, **kwargs)
-
-
-def _attachment(body: str, media_type: str, vehicle_id: str, extension: str) -> Response:
-    """A download the phone or browser saves as ``<vehicle>.<extension>``."""
-    disposition = content_disposition(vehicle_id, extension)
-    return Response(body, media_type=media_type, headers={"Content-Disposition": disposition})
 
 
 def content_disposition(vehicle_id: str, extension: str) -> str:

@@ -324,6 +324,10 @@ def test_purge_removes_personal_data_and_says_so(
 ) -> None:
     plan_id = solved(client, line_request(visits=2, teams=1))
     record(client, plan_id, "v1", "not_home", "08:10", note=CREW_NOTE)
+    # Read before the purge, so the API keeps the plan (service.plan_reads): the purge, made by
+    # another process, must still be seen at once.
+    assert NOTE in client.get(f"/v1/plans/{plan_id}").text
+    assert NOTE in client.get(f"/v1/plans/{plan_id}/routes/t1.csv").text
     monkeypatch.setenv("DOORSTEP_DATABASE_URL", sqlite_url)
     get_settings.cache_clear()
     try:
@@ -335,7 +339,7 @@ def test_purge_removes_personal_data_and_says_so(
         assert runner.invoke(cli, ["purge"]).exit_code == 2
     finally:
         get_settings.cache_clear()
-    text = client.get(f"/v1/plans/{plan_id}").text + client.get(f"/v1/plans/{plan_id}/events").text
+    text = "".join(client.get(f"/v1/plans/{plan_id}{path}").text for path in ("", "/events", "/routes/t1.csv"))
     assert NOTE not in text and CONTACT not in text and CREW_NOTE not in text and "Katu 1" not in text
     assert client.get(f"/v1/plans/{plan_id}/events").json()["data"][-1]["outcome"] == "purged"
 
