@@ -39,7 +39,7 @@ from routing.solver.portfolio import GRACE_S, Job, run_engine, run_portfolio, wa
 from routing.solver.reasons import explain_missing, unservable_tasks
 from routing.solver.registry import AUTO, engine_named, engine_names, engines, register, unregister
 from routing.solver.repair import make_feasible
-from routing.solver.split import CONSTRUCT_SHARE, quick, solve_split
+from routing.solver.split import CONSTRUCT_SHARE, SPLIT_ABOVE_TASKS, quick, solve_split
 
 REPAIR_EVERY_S = 1.0
 """How often per part, at most, an incumbent that breaks a rule is repaired (in this process)."""
@@ -142,7 +142,7 @@ def solve(
     deadline = started + params.time_limit_s
     if not task_ids:
         incumbents.offer("none", 0, {})
-    elif _splits(params, task_ids):
+    elif _splits(params, task_ids, runs):
         stats |= _search_split(problem, task_ids, params, incumbents, started, initial, should_stop, cores)
     elif params.in_process:
         run = runs[0]
@@ -157,11 +157,17 @@ def solve(
     return _plan(problem, incumbents, choice, set_aside, stats, started)
 
 
-def _splits(params: SolveParams, task_ids: Sequence[str]) -> bool:
-    """Whether to split the day (:mod:`routing.solver.split`): as asked, else above the size."""
+def _splits(params: SolveParams, task_ids: Sequence[str], runs: Sequence[EngineRun]) -> bool:
+    """Whether to split the day (:mod:`routing.solver.split`): as asked, else for ``auto`` above
+    the size given, or above the size measured for the engine it chose."""
     if params.split is not None:
         return params.split
-    return params.engine == AUTO and not params.in_process and len(task_ids) > params.split_above_tasks
+    if params.engine != AUTO or params.in_process:
+        return False
+    above = params.split_above_tasks
+    if above is None:
+        above = SPLIT_ABOVE_TASKS.get(runs[0].engine.name) if runs else None
+    return above is not None and len(task_ids) > above
 
 
 def _search_split(

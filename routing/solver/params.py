@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from routing.errors import ProblemError
 from routing.solver.registry import AUTO, engine_named
-from routing.solver.split import MIN_PART_TASKS, PART_TASKS, SPLIT_ABOVE_TASKS
+from routing.solver.split import MIN_PART_TASKS, PART_TASKS
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -27,8 +27,9 @@ class SolveParams:
     split: bool | None = None
     """Split the day into parts solved side by side (:mod:`routing.solver.split`): None lets
     ``auto`` split days above ``split_above_tasks``; True and False force it on or off."""
-    split_above_tasks: int = SPLIT_ABOVE_TASKS
-    """Tasks above which ``auto`` splits (measured in ``bench.large``)."""
+    split_above_tasks: int | None = None
+    """Tasks above which ``auto`` splits; None: the size measured for the engine ``auto`` gives
+    the day to (:data:`routing.solver.split.SPLIT_ABOVE_TASKS`; never for the others)."""
     part_tasks: int = PART_TASKS
     """About how many tasks each part of a split day holds."""
 
@@ -41,7 +42,7 @@ class SolveParams:
             raise ProblemError(f"cores must be >= 1, got {self.cores}", path=("cores",))
         if self.split is not None and not isinstance(self.split, bool):
             raise ProblemError(f"split must be true, false or null, got {self.split!r}", path=("split",))
-        if self.split_above_tasks < 1:
+        if self.split_above_tasks is not None and self.split_above_tasks < 1:
             raise ProblemError(
                 f"split_above_tasks must be >= 1, got {self.split_above_tasks}", path=("split_above_tasks",)
             )
