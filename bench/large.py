@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 import statistics
 import time
 from collections.abc import Sequence
@@ -40,7 +41,7 @@ DEFAULT_OUT = RESULTS / "large.csv"
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 COLUMNS = (
     "case", "solver", "time_limit_s", "seed", "vehicles", "distance", "gap_pct", "served", "tasks",
-    "travel_s", "first_plan_s", "feasible", "seconds",
+    "travel_s", "first_plan_s", "feasible", "seconds", "load_1m",
 )  # fmt: skip
 
 
@@ -85,6 +86,7 @@ def gh_row(instance: Instance, solver: str, time_limit_s: float, seed: int) -> d
         "first_plan_s": round(first, 1) if first is not None else None,
         "feasible": not faults,
         "seconds": round(seconds, 1),
+        "load_1m": round(os.getloadavg()[0], 2),
     }
 
 
@@ -105,6 +107,7 @@ def day_row(case: str, problem: Problem, solver: str, time_limit_s: float, seed:
         "first_plan_s": round(first, 1) if first is not None else None,
         "feasible": evaluation.feasible,
         "seconds": round(seconds, 1),
+        "load_1m": round(os.getloadavg()[0], 2),
     }
 
 
@@ -116,7 +119,7 @@ def _show(row: dict[str, Any]) -> None:
     if row.get("travel_s") is not None:
         bits.append(f"travel {row['travel_s']:>9.0f} s")
     bits.append(f"first plan {row['first_plan_s'] if row['first_plan_s'] is not None else '-'} s")
-    bits.append(f"{'feasible' if row['feasible'] else 'INFEASIBLE'}  {row['seconds']} s")
+    bits.append(f"{'feasible' if row['feasible'] else 'INFEASIBLE'}  {row['seconds']} s  load {row['load_1m']}")
     print("  ".join(bits), flush=True)
 
 
@@ -163,6 +166,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             for solver in ("split", "whole", "pyvrp"):
                 rows.append(gh_row(instance, solver, args.gh_time_limit, seed))
                 _show(rows[-1])
+                _write(args.out, rows)
     sizes = [tuple(int(x) for x in s.split("/")) for s in args.days.split(",") if s]
     if sizes:
         name, walk, drive = load_day_networks(args.pbf)
@@ -173,15 +177,21 @@ def main(argv: Sequence[str] | None = None) -> None:
                     for solver in ("whole", "split"):
                         rows.append(day_row(f"{name}-{visits}/{teams}", day.problem, solver, limit, seed))
                         _show(rows[-1])
+                        _write(args.out, rows)
     print()
     for line in ratios(rows):
         print(line)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with args.out.open("w", newline="") as f:
+    _write(args.out, rows)
+    print(f"wrote {args.out}")
+
+
+def _write(path: Path, rows: Sequence[dict[str, Any]]) -> None:
+    """After each solve, so an interrupted run keeps its rows."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(COLUMNS))
         writer.writeheader()
         writer.writerows(rows)
-    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ import numpy as np
 from routing.evaluate import evaluate
 from routing.model import Problem
 from routing.solver.engine import EngineRun, Routes
-from routing.solver.portfolio import Job, run_portfolio
+from routing.solver.portfolio import GRACE_S, Job, run_portfolio
 
 if TYPE_CHECKING:
     from routing.solver import _Incumbents
@@ -263,12 +263,19 @@ class _Split:
                 best[k] = (key, {v: list(s) for v, s in routes.items() if s})
                 improved.add(k)
 
+        ends = min(self.deadline, time.time() + slice_s)
+
+        def stop() -> bool:
+            # The portfolio waits long past its deadline for a first answer (a whole day must get
+            # one); a part need not: its routes are already in the plan.
+            return time.time() > ends + GRACE_S or (self.should_stop is not None and self.should_stop())
+
         results = run_portfolio(
             jobs,
-            deadline=min(self.deadline, time.time() + slice_s),
+            deadline=ends,
             initial={v: s for _, current in best for v, s in current.items()},
             on_incumbent=offer,
-            should_stop=self.should_stop,
+            should_stop=stop,
         )
         for result in results:
             offer(result.run.label, None, result.routes)
