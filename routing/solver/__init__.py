@@ -10,6 +10,8 @@
    task is split into independent parts, one per core (:mod:`routing.solver.parts`). Engines
    are known only through a small protocol (:mod:`routing.solver.engine`) and listed, strongest
    first, in :mod:`routing.solver.registry`; the settings of a solve are one :class:`SolveParams`.
+   A day too large for one search in its budget is split into parts of routes solved side by
+   side, joined and improved across the seams (:mod:`routing.solver.split`).
 3. Every answer, and every incumbent on the way, is judged by the independent evaluator; the
    plan is the best feasible one, scheduled by the evaluator, with a reason for each visit left out.
    "Best" puts serving people first: fewer required visits left out, class by class from the most
@@ -39,7 +41,7 @@ from routing.solver.portfolio import GRACE_S, Job, run_engine, run_portfolio, wa
 from routing.solver.reasons import explain_missing, unservable_tasks
 from routing.solver.registry import AUTO, engine_named, engine_names, engines, register, unregister
 from routing.solver.repair import make_feasible
-from routing.solver.split import CONSTRUCT_SHARE, SPLIT_ABOVE_TASKS, quick, solve_split
+from routing.solver.split import CONSTRUCT_MAX_S, CONSTRUCT_SHARE, SPLIT_ABOVE_TASKS, quick, solve_split
 
 REPAIR_EVERY_S = 1.0
 """How often per part, at most, an incumbent that breaks a rule is repaired (in this process)."""
@@ -182,7 +184,7 @@ def _search_split(
 ) -> dict[str, object]:
     """A whole-day construction for a share of the budget, then the split search until the end."""
     deadline = started + params.time_limit_s
-    built_by = started + CONSTRUCT_SHARE * params.time_limit_s
+    built_by = started + min(CONSTRUCT_MAX_S, CONSTRUCT_SHARE * params.time_limit_s)
 
     def construction_over() -> bool:
         # A large day's whole-day engine may overrun its limit (VROOM did, by minutes): the split
