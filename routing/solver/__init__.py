@@ -10,6 +10,8 @@
    task is split into independent parts, one per core (:mod:`routing.solver.parts`). Engines
    are known only through a small protocol (:mod:`routing.solver.engine`) and listed, strongest
    first, in :mod:`routing.solver.registry`; the settings of a solve are one :class:`SolveParams`.
+   A day too large for one search in its budget is split into parts of routes solved side by
+   side, joined and improved across the seams (:mod:`routing.solver.split`).
 3. Every answer, and every incumbent on the way, is judged by the independent evaluator; the
    plan is the best feasible one, scheduled by the evaluator, with a reason for each visit left out.
    "Best" puts serving people first: fewer required visits left out, class by class from the most
@@ -35,10 +37,11 @@ from routing.plan import AreaCoverage, Plan, Reason, Unassigned
 from routing.solver.engine import Engine, EngineRun
 from routing.solver.params import SolveParams
 from routing.solver.parts import independent_parts
-from routing.solver.portfolio import Job, run_engine, run_portfolio, warm_up
+from routing.solver.portfolio import GRACE_S, Job, run_engine, run_portfolio, warm_up
 from routing.solver.reasons import explain_missing, unservable_tasks
 from routing.solver.registry import AUTO, engine_named, engine_names, engines, register, unregister
 from routing.solver.repair import make_feasible
+from routing.solver.split import CONSTRUCT_MAX_S, CONSTRUCT_SHARE, SPLIT_ABOVE_TASKS, quick, solve_split
 
 REPAIR_EVERY_S = 1.0
 """How often per part, at most, an incumbent that breaks a rule is repaired (in this process)."""
@@ -141,6 +144,8 @@ def solve(
     deadline = started + params.time_limit_s
     if not task_ids:
         incumbents.offer("none", 0, {})
+    elif _splits(params, task_ids, runs):
+        stats |= _search_split(problem, task_ids, params, incumbents, started, initial, should_stop, cores)
     elif params.in_process:
         run = runs[0]
         routes = run_engine(run, problem, task_ids, deadline, initial, lambda _c, r: incumbents.offer(run.label, 0, r))
@@ -152,6 +157,58 @@ def solve(
         may_stop_early = not (params.full_budget or problem.stops)
         stats |= _search(jobs, incumbents, deadline, initial, should_stop, may_stop_early, len(task_ids))
     return _plan(problem, incumbents, choice, set_aside, stats, started)
+
+
+def _splits(params: SolveParams, task_ids: Sequence[str], runs: Sequence[EngineRun]) -> bool:
+    """Whether to split the day (:mod:`routing.solver.split`): as asked, else for ``auto`` above
+    the size given, or above the size measured for the engine it chose."""
+    if params.split is not None:
+        return params.split
+    if params.engine != AUTO or params.in_process:
+        return False
+    above = params.split_above_tasks
+    if above is None:
+        above = SPLIT_ABOVE_TASKS.get(runs[0].engine.name) if runs else None
+    return above is not None and len(task_ids) > above
+
+
+def _search_split(
+    problem: Problem,
+    task_ids: Sequence[str],
+    params: SolveParams,
+    incumbents: _Incumbents,
+    started: float,
+    initial: Mapping[str, Sequence[str]] | None,
+    should_stop: Callable[[], bool] | None,
+    cores: int,
+) -> dict[str, object]:
+    """A whole-day construction for a share of the budget, then the split search until the end."""
+    deadline = started + params.time_limit_s
+    built_by = started + min(CONSTRUCT_MAX_S, CONSTRUCT_SHARE * params.time_limit_s)
+
+    def construction_over() -> bool:
+        # A large day's whole-day engine may overrun its limit (VROOM did, by minutes): the split
+        # goes on without its answer, from the tasks themselves.
+        return time.time() > built_by + GRACE_S or (should_stop is not None and should_stop())
+
+    jobs = [replace(job, run=quick(job.run)) for job in _jobs(problem, task_ids, params.engine, params.seed, cores)]
+    stats = _search(jobs, incumbents, built_by, initial, construction_over, False, len(task_ids))
+    stats["construction_s"] = round(time.time() - started, 2)
+    if should_stop is not None and should_stop():
+        return stats
+    incumbents.join_parts()
+    stats["split"] = solve_split(
+        problem,
+        task_ids,
+        incumbents,
+        engine=params.engine,
+        seed=params.seed,
+        cores=cores,
+        deadline=deadline,
+        should_stop=should_stop,
+        part_tasks=params.part_tasks,
+    )
+    return stats
 
 
 def _with_keywords(params: SolveParams | None, **keywords: object) -> SolveParams:
@@ -339,6 +396,15 @@ class _Incumbents:
             self.best = (whole, labels)
             self._report(whole, labels, merged)
         return reported
+
+    def join_parts(self) -> None:
+        """From now on every offer is a whole plan (the split search's joined ones): the best so
+        far becomes the one part to beat."""
+        self.part_problems = {}
+        self.parts = {}
+        if self.best is not None:
+            evaluation, label = self.best
+            self.parts[0] = (rank(self.problem, evaluation), _orders(evaluation), label)
 
     def _report(self, evaluation: Evaluation, label: str, routes: Mapping[str, Sequence[str]]) -> None:
         if self.on_progress is None:
