@@ -21,7 +21,7 @@ from service.auth import KeyInfo, Keys, Principal, Role
 from service.field import Chain, compare, progress
 from service.ledger import Outcome
 from service.schemas import PlanDocument, RouteOut, StepOut
-from service.store import PlanRow, Store, utcnow
+from service.store import PlanHead, PlanRow, Store, utcnow
 
 DAY_S = 24 * 3600
 SHOWN_KINDS = ("visit", "stop", "lab", "break")
@@ -97,7 +97,7 @@ def create_link(
                               plan_id=plan.root, expires_at=expires_at, label=label)
 
 
-def bind_unplanned_key(store: Store, principal: Principal, plan: PlanRow) -> str | None:
+def bind_unplanned_key(store: Store, principal: Principal, plan: PlanRow | PlanHead) -> str | None:
     """The plan a crew key belongs to, binding a key made before keys had plans to ``plan`` (the
     first it opens) until the end of today."""
     if principal.plan_id is not None or principal.key_prefix is None:

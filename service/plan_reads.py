@@ -17,7 +17,7 @@ from collections.abc import Callable, Hashable
 from typing import Any
 
 from service.schemas.document import PlanDocument, read_document
-from service.store import PlanRow, Store
+from service.store import PlanHead, PlanRow, Store
 
 MAX_DOCUMENTS = 32
 """Typed documents kept (a 2,000-visit day's is some megabytes as objects)."""
@@ -25,7 +25,7 @@ MAX_ANSWER_BYTES = 32 << 20
 """Serialised answers kept, in bytes in all."""
 
 
-def stamp(row: PlanRow) -> tuple[Any, ...]:
+def stamp(row: PlanRow | PlanHead) -> tuple[Any, ...]:
     """What changes whenever anything a read serves of ``row`` changes."""
     return row.id, row.updated_at, row.purged_at, row.publication, row.status
 
@@ -57,7 +57,7 @@ class PlanReads:
                 self._documents.popitem(last=False)
         return document
 
-    def answer(self, row: PlanRow, variant: Hashable, build: Callable[[], bytes]) -> bytes:
+    def answer(self, row: PlanRow | PlanHead, variant: Hashable, build: Callable[[], bytes]) -> bytes:
         """The serialised answer ``build()`` gives for ``row`` (and ``variant``: who may see what),
         built only when not kept for this stamp."""
         key = (stamp(row), variant)

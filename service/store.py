@@ -165,6 +165,24 @@ class ApiKeyRecord(Base):
 
 
 @dataclass(frozen=True, slots=True)
+class PlanHead:
+    """What a read of a plan checks first: whose it is, whether it is shown, and its stamp (whether
+    it changed); no JSON column to decode."""
+
+    id: str
+    organisation: str
+    root_id: str | None
+    publication: str
+    status: Status
+    updated_at: datetime
+    purged_at: datetime | None
+
+    @property
+    def root(self) -> str:
+        return self.root_id or self.id
+
+
+@dataclass(frozen=True, slots=True)
 class PlanRow:
     """A plan as read from the store (detached from any session)."""
 
@@ -242,6 +260,10 @@ def _get_statement(*, request: bool, document: bool) -> Select[Any]:
 # column), where SQLite answers in tens of microseconds.
 _GET = {(r, d): _get_statement(request=r, document=d) for r in (False, True) for d in (False, True)}
 _DOCUMENT = select(PlanRecord.document).where(PlanRecord.id == bindparam("plan_id"))
+_HEAD = select(
+    PlanRecord.id, PlanRecord.organisation, PlanRecord.root_id, PlanRecord.publication, PlanRecord.status,
+    PlanRecord.updated_at, PlanRecord.purged_at,
+).where(PlanRecord.id == bindparam("plan_id"))
 
 
 def _row(values: Any, *, request: Any = None, document: Any = None) -> PlanRow:
@@ -404,6 +426,14 @@ class Store:
             request=data.get("request"),
             document=data.get("document"),
         )
+
+    def head(self, plan_id: str) -> PlanHead | None:
+        """The plan's :class:`PlanHead`, None if there is no such plan."""
+        found = self.read_one(_HEAD, plan_id=plan_id)
+        if found is None:
+            return None
+        return PlanHead(found.id, found.organisation, found.root_id, found.publication, Status(found.status),
+                        found.updated_at, found.purged_at)
 
     def document(self, plan_id: str) -> dict[str, Any] | None:
         """Only the plan's document (its stored JSON form), for a caller that has its row."""

@@ -17,7 +17,7 @@ from service.crew import bind_unplanned_key
 from service.jobs import JobRunner
 from service.networks import NetworkRegistry
 from service.plan_reads import PlanReads
-from service.store import PlanRow, Store
+from service.store import PlanHead, PlanRow, Store
 from service.waits import PlanWaiter
 
 # ``async``: each is an attribute read, which the event loop does at once; a plain ``def``
@@ -227,7 +227,16 @@ def plan_of(store: Store, plan_id: str, principal: Principal, *, document: bool 
     return row
 
 
-def check_plan(store: Store, principal: Principal, row: PlanRow) -> None:
+def head_of(store: Store, plan_id: str, principal: Principal) -> PlanHead:
+    """:func:`plan_of`'s checks on the plan's head only (the reads that answer from what they kept)."""
+    head = store.head(plan_id)
+    if head is None or head.organisation != principal.organisation:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f'no plan "{plan_id}"')
+    check_plan(store, principal, head)
+    return head
+
+
+def check_plan(store: Store, principal: Principal, row: PlanRow | PlanHead) -> None:
     """A crew key reaches only its own plan (every version of it): 403 for any other. Vehicle
     ids are reused every day, so the vehicle alone would reach every day's route."""
     if principal.role is not Role.CREW:

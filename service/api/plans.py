@@ -31,6 +31,7 @@ from service.api.deps import (
     StoreDep,
     WaiterDep,
     check_vehicle,
+    head_of,
     plan_of,
     read_now,
 )
@@ -260,8 +261,15 @@ async def get_plan(plan_id: str, store: StoreDep, reads: PlanReadsDep, principal
 def _plan_response(reads: PlanReads, store: Store, plan_id: str, principal: Principal) -> Response:
     # Serialised here, once: returned as a model, FastAPI would check it against PlanOut again and
     # serialise it through its own adapter, which cost more than reading the plan.
-    body = _shown_json(reads, store, _get(store, plan_id, principal), principal)
-    return Response(body, media_type="application/json")
+    head = head_of(store, plan_id, principal)
+
+    def build() -> bytes:
+        row = store.get(plan_id)
+        if row is None:  # deleted since the head was read
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f'no plan "{plan_id}"')
+        return _shown(reads, store, row, principal).model_dump_json().encode()
+
+    return Response(reads.answer(head, principal.sees_personal_data(), build), media_type="application/json")
 
 
 @router.delete(
@@ -299,14 +307,14 @@ def _route_export(reads: PlanReads, store: Store, plan_id: str, vehicle_id: str,
                   kind: str) -> Response:
     """One crew's route as a file (kept while the plan is unchanged: phones download it again and again)."""
     check_vehicle(principal, vehicle_id)
-    row = _get(store, plan_id, principal)
+    head = head_of(store, plan_id, principal)
     render, media_type = _EXPORTS[kind]
 
     def build() -> bytes:
         document, _ = _route(reads, store, plan_id, vehicle_id, principal)
         return render(document, vehicle_id).encode()
 
-    body = reads.answer(row, (kind, vehicle_id, principal.sees_personal_data(vehicle_id)), build)
+    body = reads.answer(head, (kind, vehicle_id, principal.sees_personal_data(vehicle_id)), build)
     # The printable page opens in the browser; the others are saved as <vehicle>.<kind>.
     headers = {} if kind == "html" else {"Content-Disposition": content_disposition(vehicle_id, kind)}
     return Response(body, media_type=media_type, headers=headers)
