@@ -98,9 +98,8 @@ _EXAMPLES = {
 }
 
 
-def _get(store: Store, plan_id: str, principal: Principal, *, document: bool = False,
-         request: bool = False) -> PlanRow:
-    return plan_of(store, plan_id, principal, document=document, request=request)
+def _get(store: Store, plan_id: str, principal: Principal) -> PlanRow:
+    return plan_of(store, plan_id, principal)
 
 
 def _shown(reads: PlanReads, store: Store, row: PlanRow, principal: Principal) -> PlanOut:
