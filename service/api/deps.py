@@ -58,16 +58,19 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
-async def read_now(store: Store, read: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+async def read_now(store: Store, principal: Principal, read: Callable[P, T], *args: P.args,
+                   **kwargs: P.kwargs) -> T:
     """``read(*args)``, a short read of the store and the work on what it read, for the reads on
     every phone's and screen's path (a plan, a route and its exports).
 
     On an embedded SQLite database it runs on the event loop: a lookup by key in a local file
     (WAL: readers never wait for writers) takes about 0.1 ms, less than the thread pool's round
     trip, which was half of a plan read's cost. On a database server, a network round trip, it
-    goes to the thread pool like any blocking work. Only for reads: a write may wait for a lock.
+    goes to the thread pool like any blocking work; so does the read of a crew key made before keys
+    had plans, which binds it to the plan it opens (a write: it may wait for the database's lock).
     """
-    if store.reads_are_local:
+    binds_key = principal.role is Role.CREW and principal.plan_id is None
+    if store.reads_are_local and not binds_key:
         return read(*args, **kwargs)
     return await run_in_threadpool(read, *args, **kwargs)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import urllib.parse
 from collections.abc import Callable
-from typing import Annotated, Any, ParamSpec, TypeVar
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, HTTPException, Query, Response, status
 from fastapi.responses import JSONResponse
@@ -37,7 +37,7 @@ from service.api.deps import (
 )
 from service.api.errors import unprocessable
 from service.api.links import plan_links
-from service.auth import Principal, Role
+from service.auth import Principal
 from service.callbacks import check_callback_url, subscribe
 from service.config import Settings
 from service.jobs import JobRunner
@@ -56,7 +56,7 @@ from service.schemas import (
     RouteOut,
     Status,
 )
-from service.store import PlanRow, Store
+from service.store import PlanHead, PlanRow, Store
 
 router = APIRouter(prefix="/v1/plans", tags=["plans"])
 
@@ -107,10 +107,17 @@ def _shown(reads: PlanReads, store: Store, row: PlanRow, principal: Principal) -
     return plan_out(row, redact_document(reads.document(store, row), principal))
 
 
-def _shown_json(reads: PlanReads, store: Store, row: PlanRow, principal: Principal) -> bytes:
-    """:func:`_shown`, serialised (kept while the plan is unchanged)."""
-    return reads.answer(row, principal.sees_personal_data(),
-                        lambda: _shown(reads, store, row, principal).model_dump_json().encode())
+def _shown_json(reads: PlanReads, store: Store, row: PlanRow | PlanHead, principal: Principal) -> bytes:
+    """:func:`_shown`, serialised, kept while the plan is unchanged. Given only the plan's head,
+    the full row is read when the answer has to be built."""
+
+    def build() -> bytes:
+        full = row if isinstance(row, PlanRow) else store.get(row.id)
+        if full is None:  # deleted since its head was read
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f'no plan "{row.id}"')
+        return _shown(reads, store, full, principal).model_dump_json().encode()
+
+    return reads.answer(row, principal.sees_personal_data(), build)
 
 
 def _document(reads: PlanReads, store: Store, plan_id: str, principal: Principal) -> tuple[PlanRow, PlanDocument]:
@@ -254,21 +261,14 @@ def export_plan_geojson(plan_id: str, store: StoreDep, reads: PlanReadsDep, prin
     responses={**NOT_FOUND, **AUTH},
 )
 async def get_plan(plan_id: str, store: StoreDep, reads: PlanReadsDep, principal: ReaderDep) -> Response:
-    return await read_now(store, _plan_response, reads, store, plan_id, principal)
+    return await read_now(store, principal, _plan_response, reads, store, plan_id, principal)
 
 
 def _plan_response(reads: PlanReads, store: Store, plan_id: str, principal: Principal) -> Response:
     # Serialised here, once: returned as a model, FastAPI would check it against PlanOut again and
     # serialise it through its own adapter, which cost more than reading the plan.
-    head = head_of(store, plan_id, principal)
-
-    def build() -> bytes:
-        row = store.get(plan_id)
-        if row is None:  # deleted since the head was read
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f'no plan "{plan_id}"')
-        return _shown(reads, store, row, principal).model_dump_json().encode()
-
-    return Response(reads.answer(head, principal.sees_personal_data(), build), media_type="application/json")
+    body = _shown_json(reads, store, head_of(store, plan_id, principal), principal)
+    return Response(body, media_type="application/json")
 
 
 @router.delete(
@@ -329,7 +329,7 @@ def _route_export(reads: PlanReads, store: Store, plan_id: str, vehicle_id: str,
 )
 async def export_route_csv(plan_id: str, vehicle_id: str, store: StoreDep, reads: PlanReadsDep,
                             principal: PrincipalDep) -> Response:
-    return await _route_read(store, principal, _route_export, reads, store, plan_id, vehicle_id, principal, "csv")
+    return await read_now(store, principal, _route_export, reads, store, plan_id, vehicle_id, principal, "csv")
 
 
 
@@ -343,7 +343,7 @@ async def export_route_csv(plan_id: str, vehicle_id: str, store: StoreDep, reads
 )
 async def export_route_gpx(plan_id: str, vehicle_id: str, store: StoreDep, reads: PlanReadsDep,
                             principal: PrincipalDep) -> Response:
-    return await _route_read(store, principal, _route_export, reads, store, plan_id, vehicle_id, principal, "gpx")
+    return await read_now(store, principal, _route_export, reads, store, plan_id, vehicle_id, principal, "gpx")
 
 
 
@@ -356,7 +356,7 @@ async def export_route_gpx(plan_id: str, vehicle_id: str, store: StoreDep, reads
 )
 async def export_route_html(plan_id: str, vehicle_id: str, store: StoreDep, reads: PlanReadsDep,
                             principal: PrincipalDep) -> Response:
-    return await _route_read(store, principal, _route_export, reads, store, plan_id, vehicle_id, principal, "html")
+    return await read_now(store, principal, _route_export, reads, store, plan_id, vehicle_id, principal, "html")
 
 
 
@@ -371,7 +371,7 @@ async def get_route(plan_id: str, vehicle_id: str, store: StoreDep, reads: PlanR
                     principal: PrincipalDep) -> RouteDetail:
     """Crews: only their own vehicle's (403 for any other). A route of a plan that has been
     re-planned says which version replaced it (``superseded_by``): the crew loads that one."""
-    return await _route_read(store, principal, _route_detail, reads, store, plan_id, vehicle_id, principal)
+    return await read_now(store, principal, _route_detail, reads, store, plan_id, vehicle_id, principal)
 
 
 def _route_detail(reads: PlanReads, store: Store, plan_id: str, vehicle_id: str, principal: Principal) -> RouteDetail:
@@ -381,19 +381,6 @@ def _route_detail(reads: PlanReads, store: Store, plan_id: str, vehicle_id: str,
     newest = live[-1].id if live else plan_id
     superseded_by = None if newest == plan_id else newest
     return RouteDetail.model_validate({"plan_id": plan_id, **dict(route), "superseded_by": superseded_by})
-
-
-P = ParamSpec("P")
-T = TypeVar("T")
-
-
-async def _route_read(store: Store, principal: Principal, read: Callable[P, T], *args: P.args,
-                      **kwargs: P.kwargs) -> T:
-    """A route read at once (:func:`read_now`), unless it binds an old crew key to its first plan:
-    that is a write, which may wait for the database's lock, so it goes to the thread pool."""
-    if principal.role is Role.CREW and principal.plan_id is None:
-        return await run_in_threadpool(read, *args, **kwargs)
-    return await read_now(store, read, *args, **kwargs)
 
 
 def content_disposition(vehicle_id: str, extension: str) -> str:
