@@ -35,8 +35,9 @@ from typing import Any
 from celery import Celery
 from celery.signals import worker_process_init
 
+from service.celery_parts import PART_TASK, CeleryParts, parts_queue, solve_part
 from service.config import Settings, get_settings
-from service.jobs import import_function, run_job, worker_id_for
+from service.jobs import ROUTING_SOLVE, run_job, solve_function, worker_id_for
 from service.networks import NetworkRegistry
 from service.schemas import Status
 from service.store import ClaimedJob, Store
@@ -58,7 +59,9 @@ def make_celery(settings: Settings) -> Celery:
         task_time_limit=settings.max_time_limit_s + settings.hard_limit_grace_s + KILL_SLACK_S,
         broker_transport_options={"visibility_timeout": settings.visibility_timeout_s},
         broker_connection_retry_on_startup=True,
-        task_ignore_result=True,  # the database has the outcome
+        task_ignore_result=True,  # the database has the outcome (a part's answer goes back to its solve)
+        result_backend=settings.broker_url,
+        result_expires=3600,
         task_default_queue=settings.celery_queue,
         task_publish_retry_policy={"max_retries": 3, "interval_start": 0, "interval_step": 0.5},
         worker_concurrency=worker_concurrency(settings),
@@ -67,6 +70,8 @@ def make_celery(settings: Settings) -> Celery:
         worker_proc_alive_timeout=120,
     )
     app.task(name=SOLVE_TASK, bind=True, acks_late=True, reject_on_worker_lost=True)(_solve_task)
+    # A part is wanted only until its batch ends: not delivered again, its answer kept for its solve.
+    app.task(name=PART_TASK, acks_late=False, ignore_result=False)(_solve_part_task)
     return app
 
 
@@ -110,7 +115,7 @@ def _child_context() -> _Child:
     if _child is None or _child.worker_id != worker_id_for(os.getpid()):
         _let_solves_start_processes()
         settings = get_settings()
-        solve = import_function(settings.solve_function)
+        solve = solve_function(settings)
         if settings.solve_cores:
             solve = functools.partial(solve, cores=settings.solve_cores)
         _child = _Child(
@@ -131,7 +136,7 @@ def _warm_up(**_: Any) -> None:
     from routing.fastest_paths import warm_up as compile_matrix_search
 
     compile_matrix_search()
-    if context.settings.solve_function == "routing.solver:solve":
+    if context.settings.solve_function == ROUTING_SOLVE:
         from routing.solver import warm_up
 
         warm_up()
@@ -185,28 +190,44 @@ def _solve_task(task: Any, plan_id: str) -> str:
     job = take(context.store, plan_id, context.worker_id, context.settings)
     if job is None:
         return "nothing to do"
+    solve = context.solve
+    parts: CeleryParts | None = None
+    if context.settings.part_slots and context.settings.solve_function == ROUTING_SOLVE:
+        parts = CeleryParts(task.app, context.settings)
+        solve = functools.partial(solve, part_runner=parts)
     run_job(
         job,
         store=context.store,
         worker_id=context.worker_id,
         settings=context.settings,
         registry=context.registry,
-        solve=context.solve,
+        solve=solve,
         shutdown=context.shutdown,
     )
+    if parts is not None and parts.sent:
+        log.info("plan %s: %d parts sent to other workers, %d answered in time", plan_id, parts.sent, parts.returned)
     return "solved"
 
 
-def run_worker(settings: Settings, *, concurrency: int | None = None, name: str | None = None) -> None:
-    """``doorstep worker``: a Celery worker on this machine (blocks until it is stopped)."""
+def _solve_part_task(payload: str) -> dict[str, Any]:
+    context = _child_context()
+    return solve_part(payload, context.settings.part_key, context.shutdown)
+
+
+def run_worker(
+    settings: Settings, *, concurrency: int | None = None, name: str | None = None, parts_only: bool = False
+) -> None:
+    """``doorstep worker``: a Celery worker on this machine (blocks until it is stopped). It takes
+    solves and the parts of split days; ``parts_only``, parts alone (machines lent to large days)."""
     app = make_celery(settings)
+    queues = [parts_queue(settings)] if parts_only else [settings.celery_queue, parts_queue(settings)]
     app.worker_main(
         [
             "worker",
             "--pool=prefork",
             f"--concurrency={concurrency or worker_concurrency(settings)}",
             f"--loglevel={settings.log_level}",
-            f"--queues={settings.celery_queue}",
+            f"--queues={','.join(queues)}",
             f"--hostname={name or f'doorstep-{os.getpid()}@{socket.gethostname()}'}",
             "--without-mingle",
             "--without-gossip",

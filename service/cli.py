@@ -92,12 +92,14 @@ def worker(
     concurrency: Annotated[int | None, typer.Option(
         help="Solves at once; default: the machine's cores over DOORSTEP_SOLVE_CORES.")] = None,
     name: Annotated[str | None, typer.Option(help="Worker name (default doorstep-PID@host).")] = None,
+    parts_only: Annotated[bool, typer.Option(
+        "--parts-only", help="Take only the parts of split days (DOORSTEP_PART_SLOTS), no whole solves.")] = False,
 ) -> None:
     """Run a Celery solve worker on this machine (DOORSTEP_RUNNER=celery; DOORSTEP_BROKER_URL)."""
     from service.celery_runner import run_worker
     from service.config import get_settings
 
-    run_worker(get_settings(), concurrency=concurrency, name=name)
+    run_worker(get_settings(), concurrency=concurrency, name=name, parts_only=parts_only)
 
 
 # -- solve ------------------------------------------------------------------------------------------

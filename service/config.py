@@ -89,6 +89,22 @@ class Settings(BaseSettings):
     cancel_kill_s: float = Field(
         default=10.0, gt=0, description="Runner celery: a cancelled solve still running after this long is killed."
     )
+    split_above_tasks: int | None = Field(
+        default=None, ge=1,
+        description="Split days with more tasks than this into parts (auto engine); unset: the sizes measured "
+        "per engine (home-visit days above 400 tasks).",
+    )
+    part_tasks: int = Field(default=200, ge=10, description="About how many tasks each part of a split day holds.")
+    part_slots: int = Field(
+        default=0, ge=0,
+        description="Runner celery: parts of split days sent at once to other workers (the `-parts` queue), "
+        "beside those the solve's own cores search; 0 keeps every part on the solve's worker.",
+    )
+    part_key: str | None = Field(
+        default=None, repr=False,
+        description="Runner celery, part_slots > 0: the secret shared by the solves and the workers that sign "
+        "and check parts (a part carries a pickled sub-problem: a part without this key's signature is refused).",
+    )
     solve_function: str = Field(
         default="routing.solver:solve",
         description="Import path of the solve function workers call (tests swap in fakes).",
@@ -148,6 +164,8 @@ class Settings(BaseSettings):
         if self.runner == "celery" and self.max_time_limit_s + self.hard_limit_grace_s >= self.visibility_timeout_s:
             # Redis would deliver a still-running solve a second time.
             raise ValueError("visibility_timeout_s must exceed max_time_limit_s + hard_limit_grace_s")
+        if self.runner == "celery" and self.part_slots and len(self.part_key or "") < 16:
+            raise ValueError("part_slots needs part_key, a secret of at least 16 characters, on every machine")
         if self.default_network is not None and self.default_network not in self.networks:
             self.default_network = next(iter(self.networks), None)
         return self

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import faulthandler
+import functools
 import importlib
 import logging
 import multiprocessing
@@ -76,6 +77,18 @@ def import_function(path: str) -> Callable[..., Any]:
     if not callable(function):
         raise TypeError(f"{path} is not callable")
     return function
+
+
+ROUTING_SOLVE = "routing.solver:solve"
+
+
+def solve_function(settings: Settings) -> Callable[..., Any]:
+    """The solve a worker calls: ``settings.solve_function``, with the deployment's split
+    settings when it is routing's own (a stand-in takes the plan's options alone)."""
+    solve = import_function(settings.solve_function)
+    if settings.solve_function != ROUTING_SOLVE:
+        return solve
+    return functools.partial(solve, split_above_tasks=settings.split_above_tasks, part_tasks=settings.part_tasks)
 
 
 def worker_id_for(pid: int) -> str:
@@ -227,11 +240,11 @@ def worker_main(settings_json: str, wake: Connection, parent_pid: int) -> None:
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(processName)s %(name)s: %(message)s")
     store = Store.from_url(settings.resolved_database_url)
     registry = NetworkRegistry(settings)
-    solve = import_function(settings.solve_function)
+    solve = solve_function(settings)
     from routing.fastest_paths import warm_up as compile_matrix_search
 
     compile_matrix_search()
-    if settings.solve_function == "routing.solver:solve":
+    if settings.solve_function == ROUTING_SOLVE:
         # This process has threads, so engines start from a forkserver: start it now, or the
         # first plan's budget pays for importing the engines.
         from routing.solver import warm_up

@@ -23,8 +23,12 @@ vehicle routing heuristics", 2023; POPMUSIC, Taillard and Voss 2002) keeps every
 
 Whatever the parts find, the joined plan is judged by the evaluator as a whole and offered like
 any other answer: the whole-day incumbent of step 1 wins if it ranks better, so a split plan never
-leaves out more households, class by class, than the construction did. Parts are plain ``(vehicle ids, task ids)``
-pairs, so they could as well be sent to workers on other machines (a Celery task per part).
+leaves out more households, class by class, than the construction did.
+
+Where the parts of a batch run is the caller's :class:`PartRunner`: by default engine processes on
+this machine, one per core (:class:`LocalParts`); the service's Celery runner sends all but this
+worker's share to other machines (``service.celery_parts``), and batches get as wide as the
+runner's slots. A part that does not come back in time just keeps its routes.
 """
 
 from __future__ import annotations
@@ -33,14 +37,14 @@ import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from routing.evaluate import evaluate
 from routing.model import Problem
 from routing.solver.engine import EngineRun, Routes
-from routing.solver.portfolio import GRACE_S, Job, run_portfolio
+from routing.solver.portfolio import GRACE_S, Job, RunResult, run_portfolio
 
 if TYPE_CHECKING:
     from routing.solver import _Incumbents
@@ -74,6 +78,51 @@ route's neighbours (both scaled by their spread over the day's routes)."""
 
 Part = tuple[list[str], list[str]]
 """(vehicle ids, task ids) of one sub-problem."""
+
+
+class PartRunner(Protocol):
+    """Where a batch of parts is searched: :func:`run_portfolio`'s contract, and how many parts at once."""
+
+    def width(self, cores: int) -> int:
+        """How many parts a batch holds for a solve given ``cores`` on this machine."""
+        ...
+
+    def __call__(
+        self,
+        jobs: Sequence[Job],
+        *,
+        cores: int,
+        deadline: float,
+        initial: Mapping[str, Sequence[str]] | None,
+        on_incumbent: Callable[[str, int | None, Routes], object] | None,
+        should_stop: Callable[[], bool] | None,
+    ) -> list[RunResult]:
+        """One result per job, by ``deadline`` (``time.time()``) plus :data:`GRACE_S`, or at a stop."""
+        ...
+
+
+class LocalParts:
+    """Every part of a batch as an engine process on this machine, one per core."""
+
+    def width(self, cores: int) -> int:
+        return cores
+
+    def __call__(
+        self,
+        jobs: Sequence[Job],
+        *,
+        cores: int,
+        deadline: float,
+        initial: Mapping[str, Sequence[str]] | None,
+        on_incumbent: Callable[[str, int | None, Routes], object] | None,
+        should_stop: Callable[[], bool] | None,
+    ) -> list[RunResult]:
+        return run_portfolio(
+            jobs, deadline=deadline, initial=initial, on_incumbent=on_incumbent, should_stop=should_stop
+        )
+
+
+LOCAL_PARTS = LocalParts()
 
 
 @dataclass(slots=True)
@@ -213,6 +262,7 @@ class _Split:
     cores: int
     deadline: float
     should_stop: Callable[[], bool] | None
+    runner: PartRunner = LOCAL_PARTS
     routes: dict[str, list[str]] = field(default_factory=dict)
     stats: dict[str, int] = field(
         default_factory=lambda: {"batches": 0, "parts_solved": 0, "parts_improved": 0, "seams_tried": 0}
@@ -274,8 +324,9 @@ class _Split:
             # one); a part need not: its routes are already in the plan.
             return time.time() > ends + GRACE_S or (self.should_stop is not None and self.should_stop())
 
-        results = run_portfolio(
+        results = self.runner(
             jobs,
+            cores=self.cores,
             deadline=ends,
             initial={v: s for _, current in best for v, s in current.items()},
             on_incumbent=offer,
@@ -306,17 +357,20 @@ def solve_split(
     deadline: float,
     should_stop: Callable[[], bool] | None,
     part_tasks: int = PART_TASKS,
+    runner: PartRunner = LOCAL_PARTS,
 ) -> dict[str, int]:
     """Steps 2-4 of the module's doc, from the best plan in ``incumbents`` (step 1's; none is
     fine: the tasks themselves are swept), until ``deadline``: every better joined plan is
-    offered to ``incumbents``. Returns counts for the plan's stats."""
-    split = _Split(problem, task_ids, incumbents, engine, seed, cores, deadline, should_stop)
+    offered to ``incumbents``. Batches hold ``runner.width(cores)`` parts. Returns counts for
+    the plan's stats."""
+    split = _Split(problem, task_ids, incumbents, engine, seed, cores, deadline, should_stop, runner)
+    width = max(1, runner.width(cores))
     split.take_best()
     items = route_items(problem, split.routes, task_ids)
     groups = _sweep(items, part_tasks, 0.0)
     parts = _with_idle(problem, [_part_of_items(items, group) for group in groups])
     split.stats["parts"] = len(parts)
-    batches = [parts[i : i + cores] for i in range(0, len(parts), cores)]
+    batches = [parts[i : i + width] for i in range(0, len(parts), width)]
     for b, together in enumerate(batches):
         if split.stopped():
             return split.stats
@@ -340,7 +394,7 @@ def solve_split(
             untried.remove(key)
             taken.update(chosen)
             batch.append(chosen)
-            if len(batch) == cores:
+            if len(batch) == width:
                 break
         if not batch:
             break

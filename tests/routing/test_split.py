@@ -8,6 +8,7 @@ seconds. Every plan is judged by the independent evaluator.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Mapping, Sequence
 
 import pytest
 
@@ -19,7 +20,8 @@ from routing.network import RoadNetwork
 from routing.plan import Plan
 from routing.scenarios import home_visit_scenario
 from routing.solver import Progress, SolveParams, rank, solve
-from routing.solver.split import sweep_parts
+from routing.solver.portfolio import Job, RunResult
+from routing.solver.split import LOCAL_PARTS, sweep_parts
 
 VISITS, TEAMS = 120, 6
 PART_TASKS = 40
@@ -86,6 +88,61 @@ def test_a_split_day_serves_everyone_the_whole_day_serves_and_is_feasible(day: P
     explained = {u.visit_id for u in plan.unassigned}
     assert served | explained == {v.id for v in day.visits} and not served & explained
     assert all(u.reason and u.detail for u in plan.unassigned)
+
+
+class Elsewhere:
+    """A part runner with one slot more than the solve's cores (as the Celery runner's parts on
+    another worker): it records the parts of each batch and searches them here, or loses every
+    answer (workers that never answer)."""
+
+    def __init__(self, *, lose: bool = False) -> None:
+        self.lose = lose
+        self.batches: list[list[int]] = []
+
+    def width(self, cores: int) -> int:
+        return cores + 1
+
+    def __call__(
+        self,
+        jobs: Sequence[Job],
+        *,
+        cores: int,
+        deadline: float,
+        initial: Mapping[str, Sequence[str]] | None,
+        on_incumbent: Callable[..., object] | None,
+        should_stop: Callable[[], bool] | None,
+    ) -> list[RunResult]:
+        self.batches.append(sorted({job.run.part or 0 for job in jobs}))
+        if self.lose:
+            return [RunResult(job.run, None, "did not come back in time") for job in jobs]
+        return LOCAL_PARTS(jobs, cores=cores, deadline=deadline, initial=initial, on_incumbent=on_incumbent,
+                           should_stop=should_stop)
+
+
+def test_a_part_runner_gets_batches_as_wide_as_its_slots_and_its_answers_make_the_plan(
+    day: Problem, whole: Plan
+) -> None:
+    runner = Elsewhere()
+    params = SolveParams(time_limit_s=BUDGET_S, split=True, part_tasks=PART_TASKS, seed=1, cores=2)
+    plan = solve(day, params, part_runner=runner)
+    assert runner.batches[0] == [0, 1, 2]  # all three parts at once: two cores and one slot elsewhere
+    assert max(len(batch) for batch in runner.batches) == 3
+    evaluation = evaluate(day, orders(plan))
+    assert evaluation.feasible and plan.violations == ()
+    assert rank(day, evaluation)[:3] <= rank(day, evaluate(day, orders(whole)))[:3]
+
+
+def test_parts_that_never_come_back_leave_the_constructed_plan_whole(day: Problem) -> None:
+    runner = Elsewhere(lose=True)
+    started = time.monotonic()
+    plan = solve(day, SolveParams(time_limit_s=BUDGET_S, split=True, part_tasks=PART_TASKS, seed=1),
+                 part_runner=runner)
+    assert time.monotonic() - started < BUDGET_S + 10
+    assert runner.batches and plan.engine != "split"  # no part improved: the construction's plan
+    assert plan.violations == () and evaluate(day, orders(plan)).feasible
+    served = {t for r in plan.routes for t in r.task_ids}
+    assert served | {u.visit_id for u in plan.unassigned} == {v.id for v in day.visits}
+    assert len(served) >= 0.9 * VISITS  # a plan, not an empty one
 
 
 def test_should_stop_ends_a_split_solve_promptly_with_the_best_plan(day: Problem) -> None:
