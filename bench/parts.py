@@ -65,7 +65,7 @@ def part_worker(broker_url: str) -> Iterator[tuple[Any, Any]]:
         "part_key": secrets.token_hex(16),
     }  # fmt: skip
     env = {f"DOORSTEP_{k.upper()}": v for k, v in values.items()}
-    settings = Settings(**values)  # type: ignore[arg-type]
+    settings = Settings(**(values | {"networks": {}}))  # type: ignore[arg-type]
     log = data / "worker.log"
     doorstep = Path(sys.executable).with_name("doorstep")
     command = [str(doorstep)] if doorstep.exists() else [sys.executable, "-m", "service.cli"]
