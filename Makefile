@@ -12,7 +12,7 @@ PORT ?= 8000
 TEST_POSTGRES_URL ?= $(or $(DOORSTEP_TEST_POSTGRES_URL),postgresql+psycopg://postgres@127.0.0.1:5432/test)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv install demo test lint bench-vrptw bench-matrix bench-district bench-city bench-load bench-homevisits bench-large bench-latency serve clean
+.PHONY: help venv install demo test lint bench-vrptw bench-matrix bench-district bench-city bench-load bench-homevisits bench-large bench-parts bench-latency serve clean
 
 help:
 	@echo "make demo          plan the Helsinki demo into out/demo/ (creates .venv, installs)"
@@ -25,6 +25,7 @@ help:
 	@echo "make bench-city    a round of DISTRICTS=16 districts: embedded, Celery 1 and 2 workers, one by one (needs $(SHARED), Redis)"
 	@echo "make bench-homevisits  home-visit days against VROOM, same matrices and clock -> bench/results/"
 	@echo "make bench-large   large days: split on and off against PyVRP alone (1,000-customer G-H), a 2,000-visit day at 60 and 300 s"
+	@echo "make bench-parts   a split 1,000-visit day: parts on this machine against a part slot on a Celery worker (Redis)"
 	@echo "make bench-latency small requests through POST /v1/plans?wait=true -> bench/results/"
 	@echo "make bench-load    reads under load with 40 waiting solves, against /healthz -> bench/results/"
 	@echo "make venv | install | clean"
@@ -113,6 +114,11 @@ bench-large: $(VENV)/.installed-test
 	@test -d $(SHARED)/bench/homberger || { echo "no $(SHARED)/bench: set SHARED=path/to/shared"; exit 1; }
 	$(BIN)/python -m bench.large --homberger $(SHARED)/bench/homberger --names C2_10_1,RC2_10_1 --gh-time-limit 60 \
 	    --pbf $(SHARED)/osm/liechtenstein-latest.osm.pbf --days 2000/80 --day-limits 60,300 --seeds 1
+
+bench-parts: $(VENV)/.installed-test
+	@test -f $(SHARED)/osm/liechtenstein-latest.osm.pbf || { echo "no $(SHARED)/osm: set SHARED=path/to/shared"; exit 1; }
+	$(BIN)/python -m bench.parts --pbf $(SHARED)/osm/liechtenstein-latest.osm.pbf --days 1000/40 --time-limit 60 \
+	    --seeds 1,2,3
 
 bench-latency: $(VENV)/.installed-test
 	$(BIN)/python -m bench.latency --sizes 2,10 --repeats 5

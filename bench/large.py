@@ -13,6 +13,10 @@
   just before it on the same day): time to the first plan, households served and travel at the
   end, by the evaluator; the ratios split / whole-day are printed.
 
+- **Lab days** (``--lab-days``): the same generated days with a lab at each depot, so every
+  sample must reach a lab within the problem's sample age: OR-Tools' days (VROOM cannot model lab
+  drops), split against whole the same way.
+
 ``--days 250/10,500/20,1000/40`` at ``--day-limits 60`` is how ``SPLIT_ABOVE_TASKS`` was measured.
 Each figure is one solve per seed; with several seeds the summary gives medians.
 """
@@ -33,7 +37,8 @@ from bench.instances import Instance, Routes, load_instances, route_distance, to
 from bench.peers import solve_pyvrp
 from bench.vrptw import gap_pct, judge
 from routing.evaluate import evaluate
-from routing.model import Problem
+from routing.model import Depot, Lab, Problem, Visit
+from routing.network import RoadNetwork
 from routing.solver import Progress, SolveParams, solve
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -111,6 +116,17 @@ def day_row(case: str, problem: Problem, solver: str, time_limit_s: float, seed:
     }
 
 
+def with_labs(problem: Problem, walk: RoadNetwork, drive: RoadNetwork) -> Problem:
+    """The day with a lab at each depot (open all day): its samples must reach one in time."""
+    from routing.matrix import travel_matrix
+
+    labs = tuple(Lab(f"lab-{d.id}", d.location) for d in problem.depots)
+    sites: list[Depot | Visit | Lab] = [*problem.depots, *problem.visits, *labs]
+    points, ids = [s.location for s in sites], [s.id for s in sites]
+    matrices = {"walk": travel_matrix(walk, points, ids=ids), "drive": travel_matrix(drive, points, ids=ids)}
+    return problem.replace(labs=labs, matrices=matrices)
+
+
 def _show(row: dict[str, Any]) -> None:
     bits = [f"{row['case']:<22} {row['solver']:<8} {row['time_limit_s']:>5.0f} s  seed {row['seed']}"]
     bits.append(f"vehicles {row['vehicles']:>3}  served {row['served']:>4}/{row['tasks']}")
@@ -155,6 +171,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--pbf", type=Path, default=SHARED / "osm" / "liechtenstein-latest.osm.pbf")
     parser.add_argument("--days", default="2000/80", help="visits/teams, comma-separated ('' for none)")
     parser.add_argument("--day-limits", default="60,300", help="seconds, comma-separated")
+    parser.add_argument("--lab-days", default="", help="visits/teams with a lab at each depot (OR-Tools' days)")
     parser.add_argument("--seeds", default="1", help="comma-separated seeds (solver and day generator)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
@@ -167,15 +184,19 @@ def main(argv: Sequence[str] | None = None) -> None:
                 rows.append(gh_row(instance, solver, args.gh_time_limit, seed))
                 _show(rows[-1])
                 _write(args.out, rows)
-    sizes = [tuple(int(x) for x in s.split("/")) for s in args.days.split(",") if s]
+    sizes = [(tuple(int(x) for x in s.split("/")), False) for s in args.days.split(",") if s]
+    sizes += [(tuple(int(x) for x in s.split("/")), True) for s in args.lab_days.split(",") if s]
     if sizes:
         name, walk, drive = load_day_networks(args.pbf)
-        for visits, teams in sizes:
+        for (visits, teams), labs in sizes:
             for seed in seeds:
-                day = make_day(name, walk, drive, visits, teams, seed)
+                problem = make_day(name, walk, drive, visits, teams, seed).problem
+                case = f"{name}-{visits}/{teams}"
+                if labs:
+                    problem, case = with_labs(problem, walk, drive), f"{case}+labs"
                 for limit in (float(x) for x in args.day_limits.split(",")):
                     for solver in ("whole", "split"):
-                        rows.append(day_row(f"{name}-{visits}/{teams}", day.problem, solver, limit, seed))
+                        rows.append(day_row(case, problem, solver, limit, seed))
                         _show(rows[-1])
                         _write(args.out, rows)
     print()

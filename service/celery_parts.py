@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import hmac
 import logging
@@ -116,6 +117,7 @@ class CeleryParts:
                 args=[seal((job, own, deadline), self.settings.part_key or "")],
                 queue=self.queue,
                 expires=left_s,
+                retry=False,  # a part is worth nothing late: the solve goes on without it
                 time_limit=left_s + GRACE_S + TRANSIT_S + 30,
             )
         except Exception:  # the broker is away: this part keeps its routes
@@ -133,18 +135,22 @@ class CeleryParts:
         end = deadline + GRACE_S + TRANSIT_S
         while pending and time.time() < end and not (should_stop is not None and should_stop()):
             for label, answer in list(pending.items()):
-                if not answer.ready():
+                try:
+                    if not answer.ready():
+                        continue
+                    value = answer.result if answer.successful() else None
+                    answer.forget()
+                except Exception:  # Redis away for a moment: ask again, until the end
+                    log.warning("part %s: its answer could not be read", label, exc_info=True)
                     continue
                 del pending[label]
                 result = results[label]
                 result.finished = True
-                if answer.successful():
-                    value = answer.result
+                if isinstance(value, dict):
                     result.routes, result.error = value.get("routes"), value.get("error")
                     self.returned += result.routes is not None
                 else:
-                    result.error = f"the part's task failed: {answer.result!r}"
-                answer.forget()
+                    result.error = "the part's task failed on its worker"
             if pending:
                 time.sleep(POLL_S)
         for job, answer in sent:
@@ -152,7 +158,8 @@ class CeleryParts:
             if not result.finished:
                 result.error = "not sent: the broker was away" if answer is None else "did not come back in time"
         for answer in pending.values():
-            answer.forget()  # expired unsearched, or ends at its deadline: its answer is not wanted
+            with contextlib.suppress(Exception):
+                answer.forget()  # expired unsearched, or ends at its deadline: its answer is not wanted
         return list(results.values())
 
 

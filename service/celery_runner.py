@@ -62,6 +62,11 @@ def make_celery(settings: Settings) -> Celery:
         task_ignore_result=True,  # the database has the outcome (a part's answer goes back to its solve)
         result_backend=settings.broker_url,
         result_expires=3600,
+        # A part's answer is wanted within seconds: with Redis away, Celery's default (20 retries a
+        # second apart) held a part's solve 19 s before it could go on without the part.
+        result_backend_transport_options={
+            "retry_policy": {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
+        },
         task_default_queue=settings.celery_queue,
         task_publish_retry_policy={"max_retries": 3, "interval_start": 0, "interval_step": 0.5},
         worker_concurrency=worker_concurrency(settings),
@@ -193,17 +198,23 @@ def _solve_task(task: Any, plan_id: str) -> str:
     solve = context.solve
     parts: CeleryParts | None = None
     if context.settings.part_slots and context.settings.solve_function == ROUTING_SOLVE:
-        parts = CeleryParts(task.app, context.settings)
+        # An app of its own per solve: after Redis was away, Celery's result consumer asks to be
+        # restarted, and this keeps that to the one solve.
+        parts = CeleryParts(make_celery(context.settings), context.settings)
         solve = functools.partial(solve, part_runner=parts)
-    run_job(
-        job,
-        store=context.store,
-        worker_id=context.worker_id,
-        settings=context.settings,
-        registry=context.registry,
-        solve=solve,
-        shutdown=context.shutdown,
-    )
+    try:
+        run_job(
+            job,
+            store=context.store,
+            worker_id=context.worker_id,
+            settings=context.settings,
+            registry=context.registry,
+            solve=solve,
+            shutdown=context.shutdown,
+        )
+    finally:
+        if parts is not None:
+            parts.app.close()
     if parts is not None and parts.sent:
         log.info("plan %s: %d parts sent to other workers, %d answered in time", plan_id, parts.sent, parts.returned)
     return "solved"

@@ -12,6 +12,7 @@ import json
 import pickle
 import re
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -125,3 +126,37 @@ def test_a_split_day_sends_parts_to_another_worker_and_joins_a_feasible_plan_tha
     assert sent is not None, logs
     assert int(sent[1]) >= 2 and int(sent[2]) >= 1, sent[0]
     assert re.search(r"part \S+ \(\d+ tasks\): answered", logs), "the other worker searched a part"
+
+
+def test_parts_the_broker_cannot_take_keep_their_routes_and_the_rest_is_searched_here(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from routing.solver import plan_runs
+    from routing.solver.portfolio import Job
+    from service.celery_parts import CeleryParts
+    from service.celery_runner import make_celery
+    from service.networks import NetworkRegistry
+    from service.pipeline import prepare
+    from service.schemas import PlanRequest
+
+    # Nothing listens on the discard port: the broker is away.
+    settings = Settings(runner="celery", broker_url="redis://127.0.0.1:9/0", part_slots=1, part_key=KEY,
+                        networks={}, data_dir=tmp_path)
+    request = json.loads((ROOT / "data" / "small-with-matrices.json").read_text())
+    problem = prepare(PlanRequest.model_validate(request), NetworkRegistry(settings)).problem
+    ids = [v.id for v in problem.visits]
+    half = len(ids) // 2
+    halves = [([problem.vehicles[0].id], ids[:half]), ([v.id for v in problem.vehicles[1:]], ids[half:])]
+    jobs = []
+    for k, (vehicle_ids, part_ids) in enumerate(halves):
+        part = problem.subproblem(vehicle_ids, part_ids)
+        jobs += [Job(replace(run, part=k), part, part_ids) for run in plan_runs(part, part_ids, "auto", 1, 1)]
+    runner = CeleryParts(make_celery(settings), settings)
+    started = time.monotonic()
+    results = runner(jobs, cores=1, deadline=time.time() + 3, initial=None, on_incumbent=None, should_stop=None)
+    assert time.monotonic() - started < 3 + 5, "the broker being away does not hold the batch up"
+    here = [r for r in results if r.run.part == 0]
+    away = [r for r in results if r.run.part == 1]
+    assert any(r.routes for r in here), here  # the solve's own share is searched
+    assert away and all(r.routes is None and r.error == "not sent: the broker was away" for r in away)
+    assert runner.sent == 0 and runner.returned == 0
