@@ -162,6 +162,23 @@ def test_a_small_day_is_not_split_unless_asked(day: Problem) -> None:
 
 
 @pytest.mark.parametrize(
+    ("engine", "tasks", "splits"),
+    [
+        ("vroom", 400, False), ("vroom", 401, True),  # home-visit days
+        ("ortools", 600, False), ("ortools", 601, True),  # days with labs or stops
+        ("pyvrp", 5000, False),  # fleet minimisation needs the whole day
+    ],
+)  # fmt: skip
+def test_auto_splits_each_engines_days_above_the_size_measured_for_it(engine: str, tasks: int, splits: bool) -> None:
+    from routing.solver import _splits
+    from routing.solver.engine import EngineRun
+    from routing.solver.registry import engine_named
+
+    runs = [EngineRun(engine_named(engine), 1)]
+    assert _splits(SolveParams(time_limit_s=60), [f"v-{i}" for i in range(tasks)], runs) is splits
+
+
+@pytest.mark.parametrize(
     ("settings", "field", "message"),
     [
         # Not a yes/no: "auto" is None, not a string.
