@@ -1,6 +1,7 @@
 """Solves on a Celery pool over Redis: the :class:`JobRunner` for more than one machine.
 
-The database stays the record of every job; the broker only carries plan ids. A task names its
+The database stays the record of every job; the broker carries plan ids (and, with
+``part_slots``, the parts of split days and their answers: :mod:`service.celery_parts`). A task names its
 plan and *takes* it (:func:`take`): a queued plan is claimed atomically, a plan held by a worker
 that is gone (a dead process of this host, or a stale heartbeat) is recovered first, and a plan
 that is final or held by a live worker is left alone. So a task delivered twice (a pool child
