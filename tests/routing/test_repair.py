@@ -44,3 +44,23 @@ def test_a_visit_that_cannot_be_on_time_is_taken_out() -> None:
     )
     routes, removed = make_feasible(problem, {"t1": ["late", "early"]})
     assert removed == ["early"] and routes == {"t1": ["late"]}
+
+
+def test_each_route_is_mended_on_its_own_and_a_visit_in_two_routes_is_kept_in_one() -> None:
+    problem = street_problem(
+        [
+            visit("early", 1000, time_windows=(TimeWindow(8 * H, 8 * H + 60),)),
+            visit("late", 9000),
+            visit("early-too", 1200, time_windows=(TimeWindow(8 * H, 8 * H + 60),)),
+            visit("far", 8000),
+            visit("shared", 3000),
+        ],
+        [team("t1"), team("t2")],
+    )
+    # Each team reaches its early visit too late; both teams were given "shared".
+    routes, removed = make_feasible(
+        problem, {"t1": ["late", "early", "shared"], "t2": ["far", "early-too", "shared"]}
+    )
+    assert sorted(removed) == ["early", "early-too", "shared"]
+    assert sorted(t for order in routes.values() for t in order) == ["far", "late", "shared"]
+    assert evaluate(problem, routes).feasible
