@@ -42,7 +42,8 @@ log = logging.getLogger(__name__)
 
 PART_TASK = "doorstep.solve_part"
 TRANSIT_S = 3.0
-"""How long past a part's grace the solve waits for its answer to come back through the broker."""
+"""How long past a part's grace the solve waits, at most, for its answer to come back through the
+broker (the split stops waiting at its own grace: answers came back within 0.5 s of the batch's end)."""
 POLL_S = 0.1
 _MAC = hashlib.sha256().digest_size
 
