@@ -57,8 +57,9 @@ whole-day search had no plan at all at 60 s. OR-Tools' days (``--lab-days``: the
 labs, seed 1, two runs): 750 visits, 27 and 23 more households served split (685 and 681 against
 658) and 0.5 % and 6 % less travel; 1,000, the same households, 3.5 % and 9 % less travel, the first
 plan at 26 s and 17 s against 71 s and 62 s; 500, the runs disagree (the same households and 30 %
-more travel; 9 more households and 25 % more travel): so above 600, between the sizes measured. PyVRP's days are not split: on 1,000-customer
-Gehring-Homberger the whole-day search used as few or fewer vehicles (RC2_10_1: 24 against 26)."""
+more travel; 9 more households and 25 % more travel): so above 600, between the sizes measured.
+PyVRP's days are not split: on 1,000-customer Gehring-Homberger the whole-day search used as few or
+fewer vehicles (RC2_10_1: 24 against 26)."""
 PART_TASKS = 200
 """Tasks per part: small enough for an engine to converge in seconds, large enough that a part
 holds several whole routes to exchange visits between."""
